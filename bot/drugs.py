@@ -1,0 +1,196 @@
+"""Find medicine names in folded text: exact names, misspellings and disguised names.
+
+The matcher is compiled once from `LexiconData` and then answers in microseconds per message:
+
+1. Exact: every token is one dict lookup; a token that begins a multi-word name ("insulin
+   glargine") also tries the longest n-gram first.
+2. Spelling: a rare token (not a common word of any supported language, per wordfreq) of five
+   letters or more is looked up after leetspeak folding ("x4n4x"), squeezing repeated letters
+   ("xanaxxx", "lisinoprill"), and in a symmetric-deletion index ("metforman", "ozempik") whose
+   candidates are confirmed with an optimal-string-alignment distance of 1 (2 from nine letters).
+   A common word never matches fuzzily: "started" is not fosinopril.
+3. Evasion: letter-spaced and dotted runs ("o z e m p i c", "oz.em.pic") are joined and looked
+   up as one token.
+4. Ambiguity: names that are also ordinary words or first names ("Allegra", "Alli") count only
+   with medicine context nearby; otherwise the engine records a note saying why it let them pass.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rapidfuzz.distance import OSA
+
+from .lexicon import LexiconData
+from .normalize import Normalized
+
+TOKEN = re.compile(r"[^\W_]+")
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g"})
+_SQUEEZE = re.compile(r"(.)\1+")
+_SPACED = re.compile(r"(?<![^\W_])[^\W\d_](?:[ .*'·•+,:]{1,3}[^\W\d_](?![^\W_])){3,}")
+_DOTTED = re.compile(r"[^\W_]+(?:[.*'·•+:,]+[^\W_]+)+")
+_HAS_DIGIT = re.compile(r"\d")
+
+# Frequency (zipf) above which a lexicon entry is an ordinary word first: ambiguous, or, when
+# very common ("today", "any", "art" are brand names somewhere), not a name at all.
+AMBIGUOUS_ZIPF = 3.0
+DROP_ZIPF = 4.5
+MIN_FUZZY_LEN = 5
+
+
+def squeeze(word: str) -> str:
+    return _SQUEEZE.sub(r"\1", word)
+
+
+def _deletes(word: str) -> list[str]:
+    return [word[:i] + word[i + 1 :] for i in range(len(word))]
+
+
+@dataclass(frozen=True, slots=True)
+class NameHit:
+    start: int  # folded positions
+    end: int
+    key: str
+    canonicals: tuple[str, ...]
+    how: str  # exact | spelling | evasion
+    ambiguous: bool
+
+
+class DrugIndex:
+    """The compiled lexicon; `find` is the hot path."""
+
+    def __init__(self, data: LexiconData, common: dict[str, float]) -> None:
+        self.common = common
+        self.never = set(data.never)
+        self.exact: dict[str, tuple[str, ...]] = {}
+        self.first: dict[str, int] = {}
+        self.ambiguous: set[str] = set()
+        self.squeezed: dict[str, str] = {}
+        self.deletes: dict[str, list[str]] = {}
+        self.dropped: list[str] = []
+        always = data.always
+        for key, entry in data.entries.items():
+            if key in self.never:
+                continue
+            tokens = key.split(" ")
+            if len(tokens) == 1:
+                zipf = common.get(key, 0.0)
+                if key not in always and entry.source != "owner":
+                    if zipf >= DROP_ZIPF:
+                        self.dropped.append(key)
+                        continue
+                    if zipf >= AMBIGUOUS_ZIPF or len(key) <= 3:
+                        self.ambiguous.add(key)
+            elif all(common.get(t, 0.0) >= DROP_ZIPF for t in tokens) and key not in always:
+                self.ambiguous.add(key)
+            if entry.ambiguous or key in data.ambiguous:
+                self.ambiguous.add(key)
+            self.exact[key] = entry.canonicals
+            if len(tokens) > 1:
+                self.first[tokens[0]] = max(self.first.get(tokens[0], 1), len(tokens))
+            elif len(key) >= MIN_FUZZY_LEN - 1 and key not in self.ambiguous and key.isalpha():
+                self.squeezed.setdefault(squeeze(key), key)
+                if len(key) >= MIN_FUZZY_LEN:
+                    for d in (key, *_deletes(key)):
+                        self.deletes.setdefault(d, []).append(key)
+        self.first_or_single = dict(self.first)
+        for key in self.exact:
+            if " " not in key:
+                self.first_or_single.setdefault(key, 1)
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def _fuzzy(self, token: str) -> tuple[str, str] | None:
+        """Return (key, how) for a rare token that stands for a lexicon name, or None."""
+        how = "spelling"
+        if _HAS_DIGIT.search(token):
+            if token.isdigit() or sum(c.isalpha() for c in token) < 2:
+                return None
+            token = token.translate(_LEET)
+            how = "evasion"
+            if token in self.exact and token not in self.ambiguous:
+                return token, how
+        if not token.isalpha() or token in self.common or token in self.never:
+            return None
+        sq = squeeze(token)
+        key = self.squeezed.get(sq)
+        if key is not None:
+            return key, ("evasion" if len(token) - len(sq) >= 2 else how)
+        if len(token) < MIN_FUZZY_LEN:
+            return None
+        limit = 1 if len(token) < 9 else 2
+        best: tuple[int, int, str] | None = None
+        deletes = self.deletes
+        for probe in (token, *_deletes(token)):
+            for cand in deletes.get(probe, ()):
+                if abs(len(cand) - len(token)) > limit:
+                    continue
+                dist = OSA.distance(token, cand, score_cutoff=limit)
+                if dist <= limit and (best is None or (dist, -len(cand)) < best[:2]):
+                    best = (dist, -len(cand), cand)
+        if best is None:
+            return None
+        return best[2], how
+
+    def lookup(self, word: str) -> tuple[str, str] | None:
+        """Look one folded word up exactly, then fuzzily; used by joined evasion runs too."""
+        if word in self.exact:
+            return word, "exact"
+        return self._fuzzy(word)
+
+    def find(self, norm: Normalized) -> tuple[list[NameHit], list[tuple[int, int]]]:
+        """Return the names found and the folded token spans (reused by the engine)."""
+        text = norm.text
+        spans = [m.span() for m in TOKEN.finditer(text)]
+        words = [text[s:e] for s, e in spans]
+        hits: list[NameHit] = []
+        exact, first, never = self.exact, self.first_or_single, self.never
+        n = len(words)
+        i = 0
+        while i < n:
+            w = words[i]
+            longest = first.get(w)
+            if longest is not None:
+                for k in range(min(longest, n - i), 0, -1):
+                    key = w if k == 1 else " ".join(words[i : i + k])
+                    canon = exact.get(key)
+                    if canon is not None and key not in never:
+                        hits.append(
+                            NameHit(spans[i][0], spans[i + k - 1][1], key, canon, "exact", key in self.ambiguous)
+                        )
+                        i += k
+                        break
+                else:
+                    i += 1
+                continue
+            if len(w) >= 4 and w not in self.common:
+                found = self._fuzzy(w)
+                if found is not None:
+                    key, how = found
+                    hits.append(NameHit(spans[i][0], spans[i][1], key, exact[key], how, key in self.ambiguous))
+            i += 1
+        if _SPACED.search(text) or _DOTTED.search(text):
+            hits.extend(self._joined(text, hits))
+        return hits, spans
+
+    def _joined(self, text: str, found: list[NameHit]) -> list[NameHit]:
+        taken = [(h.start, h.end) for h in found]
+        out: list[NameHit] = []
+        for pattern in (_SPACED, _DOTTED):
+            for m in pattern.finditer(text):
+                s, e = m.span()
+                if any(a < e and s < b for a, b in taken):
+                    continue
+                word = "".join(TOKEN.findall(m.group()))
+                if len(word) < 4:
+                    continue
+                res = self.lookup(word)
+                if res is None:
+                    continue
+                key = res[0]
+                if key in self.ambiguous:
+                    continue
+                out.append(NameHit(s, e, key, self.exact[key], "evasion", False))
+                taken.append((s, e))
+        return out

@@ -1,0 +1,378 @@
+"""Screen one message against a RuleSet: a pure function from `Message` to `Verdict`.
+
+No I/O, no platform types, no clock: everything the verdict depends on is in the message and
+the rule set, so the same input always gives the same verdict and tests compare values.
+
+Per message, in order:
+
+1. fold the text (`normalize`), find medicine names (`drugs`) and every phrase (`terms`) in one
+   pass each, and guess the language from function words when the message does not say;
+2. keep term hits of the message's language only (Dutch "die" is not English "die");
+3. try only the rules whose trigger keys are present (most messages try none);
+4. evaluate each candidate rule's match tree, its scope and exceptions;
+5. merge the fired rules into one verdict: `hold` wins over `allow`, routes and situations are
+   unions, so merging is order-independent and idempotent.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+
+from .drugs import NameHit
+from .models import (
+    Action,
+    AdverseEvent,
+    Category,
+    DrugFound,
+    Hit,
+    Message,
+    Note,
+    Patient,
+    Route,
+    Seriousness,
+    Severity,
+    Verdict,
+)
+from .normalize import Normalized
+from .ruleset import CompiledMatch, CompiledRule, RuleSet
+
+_DOSE = re.compile(r"\d+(?:[.,]\d+)?\s?(?:mg|mcg|µg|ug|ml|g|iu|ie|ui|units?|tabs?|pills?)\b")
+_SERIOUS_LISTS = {
+    "serious_death": "death",
+    "serious_life_threatening": "life_threatening",
+    "serious_hospital": "hospitalisation",
+    "serious_disability": "disability",
+    "serious_congenital": "congenital_anomaly",
+    "serious_other": "other_medically_important",
+}
+_PATIENT_LISTS = (("patient_child", Patient.CHILD), ("patient_parent", Patient.PARENT), ("patient_other", Patient.OTHER))
+NEGATION_WINDOW = 3
+CONTEXT_WINDOW = 6
+ANYWHERE = (-1, -1)
+
+
+class _Context:
+    """What is known about one message while its candidate rules are evaluated."""
+
+    __slots__ = ("msg", "norm", "rs", "starts", "lists", "languages", "named", "implied", "regex_hits", "_terms", "question")
+
+    def __init__(self, msg: Message, norm: Normalized, rs: RuleSet, token_spans, lists, languages):
+        self.msg = msg
+        self.norm = norm
+        self.rs = rs
+        self.starts = [s for s, _ in token_spans]
+        self.lists = lists
+        self.languages = languages
+        self.named: list[tuple[int, int]] = []
+        self.implied: list[tuple[int, int]] = []
+        self.regex_hits: set[int] = set()
+        self._terms: dict[str, list[tuple[int, int]]] = {}
+        self.question = False
+
+    def word(self, pos: int) -> int:
+        return bisect_right(self.starts, pos) - 1
+
+    def terms(self, name: str) -> list[tuple[int, int]]:
+        got = self._terms.get(name)
+        if got is None:
+            got = []
+            for lang in self.languages:
+                got.extend(self.lists.get(f"terms:{lang}:{name}", ()))
+            self._terms[name] = got
+        return got
+
+    def negated(self, span: tuple[int, int]) -> bool:
+        w = self.word(span[0])
+        return any(w - NEGATION_WINDOW <= self.word(s) < w for s, _ in self.terms("negation"))
+
+
+def _eval(m: CompiledMatch, ctx: _Context) -> list[tuple[int, int]] | None:
+    kind = m.kind
+    if kind == "drugs":
+        mode = m.names[0]
+        spans = (ctx.named if mode != "implied" else []) + (ctx.implied if mode != "named" else [])
+        return spans or None
+    if kind == "terms":
+        spans = [s for n in m.names for s in ctx.terms(n)]
+    elif kind == "phrases":
+        spans = ctx.lists.get(m.key, [])
+    elif kind == "regex":
+        idx = int(m.key.split(":")[1]) if m.regex is not None else -1
+        if idx not in ctx.regex_hits:
+            return None
+        spans = [mm.span() for mm in m.regex.finditer(ctx.norm.text)]
+    elif kind == "question":
+        return [] if ctx.question else None
+    elif kind == "not":
+        return [] if _eval(m.children[0], ctx) is None else None
+    elif kind == "all":
+        out: list[tuple[int, int]] = []
+        for c in m.children:
+            r = _eval(c, ctx)
+            if r is None:
+                return None
+            out.extend(r)
+        return out
+    elif kind == "any":
+        found = [r for r in (_eval(c, ctx) for c in m.children) if r is not None]
+        return [s for r in found for s in r] if found else None
+    else:  # near
+        return _near(m, ctx)
+    if m.negation and spans:
+        spans = [s for s in spans if not ctx.negated(s)]
+    return spans or None
+
+
+def _near(m: CompiledMatch, ctx: _Context) -> list[tuple[int, int]] | None:
+    results = []
+    for c in m.children:
+        r = _eval(c, ctx)
+        if not r:
+            return None
+        results.append(r)
+    out: list[tuple[int, int]] = []
+    for anchor in results[0]:
+        picked = [anchor]
+        aw = None if anchor == ANYWHERE else ctx.word(anchor[0])
+        for other in results[1:]:
+            close = [
+                s for s in other
+                if s == ANYWHERE or aw is None or abs(ctx.word(s[0]) - aw) <= m.within
+            ]
+            if not close:
+                break
+            picked.extend(close)
+        else:
+            out.extend(picked)
+    return out or None
+
+
+def _in_scope(rule: CompiledRule, msg: Message, rs: RuleSet) -> bool:
+    sc = rule.scope
+    if sc is None:
+        return True
+    if sc.communities is not None and msg.community not in sc.communities:
+        return False
+    if sc.channels is not None and msg.channel not in sc.channels:
+        return False
+    if sc.platforms is not None and msg.platform not in sc.platforms:
+        return False
+    audience = msg.audience or rs.profile.audience
+    if sc.audience is not None and audience not in sc.audience:
+        return False
+    jurisdiction = msg.jurisdiction or rs.profile.jurisdiction
+    if sc.jurisdictions is not None and jurisdiction not in sc.jurisdictions:
+        return False
+    return True
+
+
+def guess_language(words: list[str], rs: RuleSet) -> str | None:
+    """Pick the language with the most function words; None when nothing or a tie says."""
+    counts: dict[str, int] = {}
+    fw = rs.function_words
+    for w in words:
+        langs = fw.get(w)
+        if langs:
+            for lang in langs:
+                counts[lang] = counts.get(lang, 0) + 1
+    if not counts:
+        return None
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+        return None
+    return ranked[0][0]
+
+
+def _has_context(hit: NameHit, ctx: _Context, others: list[NameHit]) -> bool:
+    w = ctx.word(hit.start)
+    for s, _ in ctx.terms("drug_context"):
+        if abs(ctx.word(s) - w) <= CONTEXT_WINDOW:
+            return True
+    for o in others:
+        if o is not hit and not o.ambiguous and abs(ctx.word(o.start) - w) <= CONTEXT_WINDOW:
+            return True
+    for mm in _DOSE.finditer(ctx.norm.text):
+        if abs(ctx.word(mm.start()) - w) <= CONTEXT_WINDOW:
+            return True
+    return False
+
+
+def screen(msg: Message, rs: RuleSet) -> Verdict:
+    """Screen one message; the only entry point adapters and the CLI need."""
+    norm = Normalized(msg.text)
+    text = norm.text
+    name_hits, token_spans = rs.drugs.find(norm)
+    lists = rs.phrases.find(text)
+    lang = msg.language if msg.language in rs.term_languages.get("negation", ()) else None
+    if lang is None:
+        lang = guess_language([text[s:e] for s, e in token_spans], rs)
+    languages = (lang,) if lang else ("en", "nl", "fr", "de", "es")
+    ctx = _Context(msg, norm, rs, token_spans, lists, languages)
+
+    drugs: list[DrugFound] = []
+    notes: list[Note] = []
+    for h in name_hits:
+        span = norm.span(h.start, h.end)
+        surface = msg.text[span[0] : span[1]]
+        if h.ambiguous and not _has_context(h, ctx, name_hits):
+            notes.append(Note(span=span, text=surface, explanation=(
+                f"{surface!r} can name a medicine ({', '.join(h.canonicals)}) but is also an ordinary word or "
+                "name; no medicine context nearby, so it was not flagged")))
+            continue
+        ctx.named.append((h.start, h.end))
+        for c in h.canonicals:
+            drugs.append(DrugFound(canonical=c, surface=surface, span=span, matched=h.key, how=h.how))
+
+    ctx.implied = list(ctx.terms("implied_drug"))
+    if msg.reply_to and msg.reply_to.text:
+        parent_hits, _ = rs.drugs.find(Normalized(msg.reply_to.text))
+        for h in parent_hits:
+            if not h.ambiguous:
+                for c in h.canonicals:
+                    drugs.append(DrugFound(canonical=c, surface=h.key, span=(0, 0), matched=h.key, how="thread"))
+        if any(not h.ambiguous for h in parent_hits):
+            ctx.implied.append(ANYWHERE)
+
+    ctx.question = "?" in text or any(ctx.word(s) == 0 for s, _ in ctx.terms("question_opener"))
+    present: set[str] = set()
+    if ctx.named:
+        present.add("drugs:named")
+    if ctx.implied:
+        present.add("drugs:implied")
+    if ctx.question:
+        present.add("question")
+    for key in lists:
+        if key.startswith("terms:"):
+            _, l, name = key.split(":", 2)
+            if l in languages:
+                present.add(f"terms:{name}")
+        else:
+            present.add(key)
+    if rs.regex_set is not None:
+        ctx.regex_hits = set(rs.regex_set.Match(text) or ())
+        present.update(f"regex:{i}" for i in ctx.regex_hits)
+
+    hits: list[Hit] = []
+    fired: list[CompiledRule] = []
+    roles = set(msg.author.roles)
+    for rule in rs.rules:
+        if rule.status == "deprecated":
+            continue
+        if rule.triggers is not None and rule.triggers.isdisjoint(present):
+            continue
+        if lang and lang not in rule.languages:
+            continue
+        if not _in_scope(rule, msg, rs):
+            continue
+        spans = _eval(rule.match, ctx)
+        if spans is None:
+            continue
+        spans = sorted({s for s in spans if s != ANYWHERE})
+        if rule.allow:
+            spans = [s for s in spans if text[s[0] : s[1]].strip() not in rule.allow]
+            if not spans and rule.match.kind != "not":
+                continue
+        if roles & rule.exempt_roles:
+            notes.append(Note(span=(0, 0), text="", explanation=(
+                f"rule {rule.rule.id} matched but the author's role {sorted(roles & rule.exempt_roles)[0]!r} is exempt")))
+            continue
+        fired.append(rule)
+        hits.extend(_hits_for(rule, spans, norm, msg, drugs))
+
+    return _merge(msg, rs, fired, hits, drugs, notes, ctx, lang)
+
+
+def _hits_for(rule: CompiledRule, spans, norm: Normalized, msg: Message, drugs: list[DrugFound]) -> list[Hit]:
+    originals = [norm.span(s, e) for s, e in spans] or [(0, 0)]
+    names = sorted({d.canonical for d in drugs if any(a <= d.span[0] < b for a, b in originals) or d.how == "thread"})
+    matched = ", ".join(dict.fromkeys(msg.text[a:b] for a, b in originals if b > a))
+    template = rule.rule.explain or rule.rule.title
+    try:
+        explanation = template.format(drugs=", ".join(names) or "a medicine", matched=matched or "the message")
+    except (KeyError, IndexError, ValueError):
+        explanation = template
+    return [
+        Hit(
+            rule=rule.rule.id,
+            category=rule.rule.category,
+            severity=Severity(rule.severity),
+            span=span,
+            text=msg.text[span[0] : span[1]],
+            explanation=explanation,
+            status=rule.status,
+        )
+        for span in dict.fromkeys(originals)
+    ]
+
+
+def _merge(msg, rs, fired, hits, drugs, notes, ctx: _Context, lang) -> Verdict:
+    active = [r for r in fired if r.status == "active"]
+    action = Action.HOLD if any("hold" in r.actions for r in active) else Action.ALLOW
+    routes = set()
+    for r in active:
+        if "route_pv" in r.actions:
+            routes.add(Route.PHARMACOVIGILANCE)
+        if "route_medinfo" in r.actions:
+            routes.add(Route.MEDICAL_INFORMATION)
+    situations = tuple(sorted({r.rule.situation for r in active if r.rule.situation}))
+    notify = None
+    if rs.profile.notify_authors:
+        for r in active:
+            if "notify_author" in r.actions and r.notify:
+                notify = r.notify.get(lang or "en") or r.notify.get("en") or next(iter(r.notify.values()))
+                break
+    ae = None
+    if any(r.rule.category in (Category.ADVERSE_EVENT, Category.SPECIAL_SITUATION) for r in active):
+        ae = _adverse_event(msg, ctx, drugs)
+    return Verdict(
+        action=action,
+        hits=tuple(hits),
+        drugs=tuple(drugs),
+        routes=tuple(sorted(routes, key=lambda r: r.value)),
+        notify_author=notify,
+        adverse_event=ae,
+        special_situations=situations,
+        notes=tuple(notes),
+        language=lang,
+        ruleset_version=rs.version,
+    )
+
+
+def _adverse_event(msg: Message, ctx: _Context, drugs: list[DrugFound]) -> AdverseEvent:
+    norm = ctx.norm
+
+    def texts(name: str) -> tuple[str, ...]:
+        out = []
+        for s, e in sorted(ctx.terms(name)):
+            a, b = norm.span(s, e)
+            out.append(msg.text[a:b])
+        return tuple(dict.fromkeys(out))
+
+    flags = {}
+    cues: list[str] = []
+    for name, field_name in _SERIOUS_LISTS.items():
+        found = texts(name)
+        if found:
+            flags[field_name] = True
+            cues.extend(found)
+    patient = Patient.UNKNOWN
+    for name, who in _PATIENT_LISTS:
+        if ctx.terms(name):
+            patient = who
+            break
+    else:
+        if ctx.terms("patient_self"):
+            patient = Patient.SELF
+    suspects = [d for d in drugs]
+    reported = [d.surface for d in drugs if d.how != "thread"]
+    if not reported:
+        reported = list(texts("implied_drug"))
+    return AdverseEvent(
+        suspect_drugs=tuple(dict.fromkeys(d.canonical for d in suspects)),
+        suspect_as_reported=tuple(dict.fromkeys(reported)),
+        events=texts("ae_event"),
+        seriousness=Seriousness(**flags),
+        seriousness_cues=tuple(dict.fromkeys(cues)),
+        patient=patient,
+    )

@@ -1,0 +1,317 @@
+"""Load a rules folder (packs, term lists, lexicons, profile) into one compiled, immutable `RuleSet`.
+
+Layout of a rules folder (the shipped one is the `rules` package):
+
+    packs/*.yaml      rule packs (top-level key `pack:`), which may `include:` others
+    terms/*.yaml      term lists, one file per language (`language:` + `terms:`)
+    lexicons/*.yaml   owner lexicons: products, local brands, never/ambiguous/always words
+    lexicons/*.tsv    national registry extracts
+    profiles/*.yaml   community profiles (top-level key `profile:`); `default.yaml` is used
+
+A folder given with `--rules` replaces the shipped packs and profile when it has them, and adds
+its term lists and lexicons to the shipped ones.  Loading either returns a complete RuleSet or
+raises `RuleFileError` with every problem found: a broken file never half-replaces good rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import re2
+
+from .commonwords import common_words
+from .drugs import DrugIndex
+from .lexicon import load_lexicon
+from .packs.errors import Location, RuleFileError, RuleIssue
+from .packs.loader import line_of, load_model
+from .packs.schema import LANGUAGES, Match, Pack, Profile, Rule, TermFile
+from .terms import PhraseIndex
+
+RESERVED_LISTS = ("function_words",)
+
+
+def shipped_rules_dir() -> Path:
+    return Path(str(resources.files("rules")))
+
+
+@dataclass
+class CompiledMatch:
+    kind: str
+    children: list["CompiledMatch"] = field(default_factory=list)
+    key: str = ""  # drugs:<mode> | terms:<name> | phrases:<id> | regex:<n> | question
+    names: tuple[str, ...] = ()
+    within: int = 0
+    negation: bool = False
+    regex: object = None
+
+
+@dataclass
+class CompiledRule:
+    rule: Rule
+    pack: str
+    source: Location
+    match: CompiledMatch
+    severity: str
+    status: str
+    languages: frozenset[str]
+    priority: int
+    actions: frozenset[str]
+    notify: dict[str, str]
+    scope: object
+    allow: frozenset[str]
+    exempt_roles: frozenset[str]
+    triggers: frozenset[str] | None
+
+
+@dataclass
+class RuleSet:
+    rules: list[CompiledRule]
+    drugs: DrugIndex
+    phrases: PhraseIndex
+    regexes: list[object]
+    regex_set: object
+    function_words: dict[str, frozenset[str]]
+    term_languages: dict[str, set[str]]
+    profile: Profile
+    version: str
+    sources: list[str]
+    files: list[Path]
+
+    def rule(self, rule_id: str) -> CompiledRule:
+        for r in self.rules:
+            if r.rule.id == rule_id:
+                return r
+        raise KeyError(rule_id)
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.phrases = PhraseIndex()
+        self.regexes: list[object] = []
+        self.regex_patterns: list[str] = []
+        self.issues: list[RuleIssue] = []
+        self.term_names: set[str] = set()
+
+    def compile_match(self, m: Match, rule_id: str, loc: Location, doc, path: tuple) -> CompiledMatch:
+        kind = m.kind
+        if kind == "drugs":
+            return CompiledMatch("drugs", key=f"drugs:{m.drugs}", names=(m.drugs,))
+        if kind == "terms":
+            names = (m.terms,) if isinstance(m.terms, str) else tuple(m.terms)
+            for n in names:
+                if n not in self.term_names:
+                    line, col = line_of(doc, *path, "terms")
+                    import difflib
+
+                    close = difflib.get_close_matches(n, sorted(self.term_names), n=1)
+                    self.issues.append(
+                        RuleIssue(Location(loc.path, line, col), f"unknown term list {n!r} in rule {rule_id}",
+                                  f"did you mean {close[0]!r}?" if close else "define it in terms/<lang>.yaml")
+                    )
+            return CompiledMatch("terms", names=names, negation=m.negation)
+        if kind == "phrases":
+            list_id = f"phrases:{rule_id}:{len(self.phrases.lists)}"
+            self.phrases.add(list_id, list(m.phrases or []))
+            return CompiledMatch("phrases", key=list_id, negation=m.negation)
+        if kind == "regex":
+            options = re2.Options()
+            options.log_errors = False
+            options.max_mem = 8 << 20
+            try:
+                compiled = re2.compile(m.regex, options)
+            except re2.error as exc:
+                line, col = line_of(doc, *path, "regex")
+                msg = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+                self.issues.append(
+                    RuleIssue(Location(loc.path, line, col), f"regular expression rejected: {msg}",
+                              "RE2 syntax only: no backreferences or lookarounds, which could stall the bot")
+                )
+                return CompiledMatch("regex", key="regex:invalid")
+            self.regexes.append(compiled)
+            self.regex_patterns.append(m.regex)
+            n = len(self.regexes) - 1
+            return CompiledMatch("regex", key=f"regex:{n}", regex=compiled, negation=m.negation)
+        if kind == "question":
+            return CompiledMatch("question", key="question")
+        if kind == "not":
+            return CompiledMatch("not", [self.compile_match(m.not_, rule_id, loc, doc, (*path, "not"))])
+        if kind == "near":
+            kids = [self.compile_match(c, rule_id, loc, doc, (*path, "near", "of", i)) for i, c in enumerate(m.near.of)]
+            return CompiledMatch("near", kids, within=m.near.within)
+        items = m.all if kind == "all" else m.any
+        kids = [self.compile_match(c, rule_id, loc, doc, (*path, kind, i)) for i, c in enumerate(items)]
+        return CompiledMatch(kind, kids)
+
+
+def _triggers(m: CompiledMatch) -> frozenset[str] | None:
+    """Keys of which at least one must be present for the rule to possibly match (None: always try)."""
+    if m.kind == "drugs":
+        mode = m.names[0]
+        return frozenset({"drugs:named", "drugs:implied"} if mode == "any" else {f"drugs:{mode}"})
+    if m.kind == "terms":
+        return frozenset(f"terms:{n}" for n in m.names)
+    if m.kind in ("phrases", "regex", "question"):
+        return frozenset({m.key})
+    if m.kind == "not":
+        return None
+    if m.kind in ("all", "near"):
+        options = [t for t in (_triggers(c) for c in m.children) if t is not None]
+        return min(options, key=len) if options else None
+    out: set[str] = set()
+    for c in m.children:
+        t = _triggers(c)
+        if t is None:
+            return None
+        out |= t
+    return frozenset(out)
+
+
+def _pack_files(root: Path, name: str, seen: set[Path], out: list[tuple[Path, Pack, object]]) -> None:
+    path = (root / "packs" / name).with_suffix(".yaml") if not name.endswith(".yaml") else root / "packs" / name
+    path = path.resolve()
+    if path in seen:
+        return
+    seen.add(path)
+    if not path.exists():
+        raise RuleFileError([RuleIssue(Location(path), f"pack {name!r} not found", f"expected {path}")])
+    pack, doc = load_model(path, Pack, key="pack")
+    for inc in pack.includes:
+        _pack_files(root, inc, seen, out)
+    out.append((path, pack, doc))
+
+
+def load_ruleset(rules_dir: Path | None = None, *, collect_errors: bool = False) -> RuleSet:
+    """Build a RuleSet from the shipped rules plus `rules_dir`; raise RuleFileError on any problem."""
+    shipped = shipped_rules_dir()
+    roots = [shipped] + ([Path(rules_dir)] if rules_dir and Path(rules_dir).resolve() != shipped.resolve() else [])
+    issues: list[RuleIssue] = []
+    files: list[Path] = []
+
+    def attempt(fn, *args):
+        try:
+            return fn(*args)
+        except RuleFileError as exc:
+            issues.extend(exc.issues)
+            return None
+
+    b = _Builder()
+    function_words: dict[str, set[str]] = {}
+    term_languages: dict[str, set[str]] = {}
+    for root in roots:
+        for path in sorted((root / "terms").glob("*.yaml")):
+            files.append(path)
+            loaded = attempt(load_model, path, TermFile)
+            if loaded is None:
+                continue
+            tf, _ = loaded
+            for name, phrases in tf.terms.items():
+                if name == "function_words":
+                    for w in phrases:
+                        function_words.setdefault(w.lower(), set()).add(tf.language)
+                    continue
+                b.term_names.add(name)
+                term_languages.setdefault(name, set()).add(tf.language)
+                b.phrases.add(f"terms:{tf.language}:{name}", phrases)
+
+    owner_lex = [p for root in roots for p in sorted((root / "lexicons").glob("*.yaml"))]
+    tsvs = [p for root in roots for p in sorted((root / "lexicons").glob("*.tsv"))]
+    files += owner_lex + tsvs
+    lex = attempt(load_lexicon, owner_lex, tsvs)
+
+    pack_root = roots[-1] if (roots[-1] / "packs").is_dir() and any((roots[-1] / "packs").glob("*.yaml")) else shipped
+    profile_path = pack_root / "profiles" / "default.yaml"
+    if not profile_path.exists():
+        profile_path = shipped / "profiles" / "default.yaml"
+    files.append(profile_path)
+    loaded_profile = attempt(load_model, profile_path, Profile, "profile")
+    profile = loaded_profile[0] if loaded_profile else Profile(id="fallback", packs=[])
+
+    pack_names = profile.packs or [p.stem for p in sorted((pack_root / "packs").glob("*.yaml"))]
+    if pack_root != shipped and loaded_profile and profile_path.parent.parent == shipped:
+        pack_names = [p.stem for p in sorted((pack_root / "packs").glob("*.yaml"))]
+    packs: list[tuple[Path, Pack, object]] = []
+    seen: set[Path] = set()
+    for name in pack_names:
+        attempt(_pack_files, pack_root, name, seen, packs)
+
+    compiled: list[CompiledRule] = []
+    ids: dict[str, Location] = {}
+    for path, pack, doc in packs:
+        files.append(path)
+        d = pack.defaults
+        for i, rule in enumerate(pack.rules):
+            line, col = line_of(doc, "rules", i)
+            loc = Location(path, line, col)
+            if rule.id in ids:
+                issues.append(RuleIssue(loc, f"duplicate rule id {rule.id!r}", f"first defined at {ids[rule.id]}"))
+                continue
+            ids[rule.id] = loc
+            if rule.id in profile.disabled:
+                continue
+            over = profile.overrides.get(rule.id)
+            m = b.compile_match(rule.match, rule.id, loc, doc, ("rules", i, "match"))
+            compiled.append(
+                CompiledRule(
+                    rule=rule,
+                    pack=pack.id,
+                    source=loc,
+                    match=m,
+                    severity=((over and over.severity) or rule.severity or d.severity).value
+                    if hasattr((over and over.severity) or rule.severity or d.severity, "value")
+                    else str((over and over.severity) or rule.severity or d.severity),
+                    status=(over and over.status) or rule.status or d.status,
+                    languages=frozenset(rule.languages or d.languages),
+                    priority=rule.priority if rule.priority is not None else d.priority,
+                    actions=frozenset((over and over.actions) or rule.actions or d.actions),
+                    notify=dict((over and over.notify) or rule.notify or d.notify),
+                    scope=rule.scope or d.scope,
+                    allow=frozenset(x.lower() for x in (rule.exceptions.allow if rule.exceptions else [])),
+                    exempt_roles=frozenset(rule.exceptions.roles if rule.exceptions else []),
+                    triggers=_triggers(m),
+                )
+            )
+    issues.extend(b.issues)
+    for name in profile.overrides:
+        if name not in ids:
+            issues.append(RuleIssue(Location(profile_path), f"override for unknown rule {name!r}", "check the rule id"))
+    if issues and not collect_errors:
+        raise RuleFileError(issues)
+    if lex is None:
+        raise RuleFileError(issues)
+
+    b.phrases.compile()
+    regex_set = None
+    if b.regexes:
+        options = re2.Options()
+        options.log_errors = False
+        regex_set = re2.Set.SearchSet(options)
+        for p in b.regex_patterns:
+            regex_set.Add(p)
+        regex_set.Compile()
+    compiled.sort(key=lambda r: (r.priority, r.rule.id))
+    digest = hashlib.sha256()
+    for f in sorted(set(files)):
+        digest.update(str(f.name).encode())
+        digest.update(f.read_bytes() if f.exists() else b"")
+    rs = RuleSet(
+        rules=compiled,
+        drugs=DrugIndex(lex, common_words()),
+        phrases=b.phrases,
+        regexes=b.regexes,
+        regex_set=regex_set,
+        function_words={k: frozenset(v) for k, v in function_words.items()},
+        term_languages=term_languages,
+        profile=profile,
+        version=digest.hexdigest()[:12],
+        sources=lex.sources,
+        files=sorted(set(files)),
+    )
+    if issues:
+        rs.issues = issues  # type: ignore[attr-defined]
+    return rs
+
+
+__all__ = ["RuleSet", "load_ruleset", "shipped_rules_dir", "LANGUAGES"]
