@@ -9,8 +9,8 @@ The matcher is compiled once from `LexiconData` and then answers in microseconds
    ("xanaxxx", "lisinoprill"), and in a symmetric-deletion index ("metforman", "ozempik") whose
    candidates are confirmed with an optimal-string-alignment distance of 1 (2 from nine letters).
    A common word never matches fuzzily: "started" is not fosinopril.
-3. Evasion: letter-spaced and dotted runs ("o z e m p i c", "oz.em.pic") are joined and looked
-   up as one token.
+3. Evasion: short pieces split by separators ("o z e m p i c", "oz.em.pic", "met-for-min") are
+   joined and looked up as one name.
 4. Ambiguity: names that are also ordinary words or first names ("Allegra", "Alli") count only
    with medicine context nearby; otherwise the engine records a note saying why it let them pass.
 """
@@ -28,15 +28,14 @@ from .normalize import Normalized
 TOKEN = re.compile(r"[^\W_]+")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g"})
 _SQUEEZE = re.compile(r"(.)\1+")
-_SPACED = re.compile(r"(?<![^\W_])[^\W\d_](?:[ .*'·•+,:]{1,3}[^\W\d_](?![^\W_])){3,}")
-_DOTTED = re.compile(r"[^\W_]+(?:[.*'·•+:,]+[^\W_]+)+")
+MAX_PIECE = 5  # longest piece of a name split by separators
 _HAS_DIGIT = re.compile(r"\d")
 
 # Frequency (zipf) above which a lexicon entry is an ordinary word first: ambiguous, or, when
 # very common ("today", "any", "art" are brand names somewhere), not a name at all.
 AMBIGUOUS_ZIPF = 3.0
 DROP_ZIPF = 4.5
-MIN_FUZZY_LEN = 5
+MIN_FUZZY_LEN = 6
 
 
 def squeeze(word: str) -> str:
@@ -62,6 +61,7 @@ class DrugIndex:
 
     def __init__(self, data: LexiconData, common: dict[str, float]) -> None:
         self.common = common
+        self.sources = list(data.sources)
         self.never = set(data.never)
         self.exact: dict[str, tuple[str, ...]] = {}
         self.first: dict[str, int] = {}
@@ -89,7 +89,7 @@ class DrugIndex:
             self.exact[key] = entry.canonicals
             if len(tokens) > 1:
                 self.first[tokens[0]] = max(self.first.get(tokens[0], 1), len(tokens))
-            elif len(key) >= MIN_FUZZY_LEN - 1 and key not in self.ambiguous and key.isalpha():
+            elif len(key) >= 4 and key not in self.ambiguous and key.isalpha():
                 self.squeezed.setdefault(squeeze(key), key)
                 if len(key) >= MIN_FUZZY_LEN:
                     for d in (key, *_deletes(key)):
@@ -111,7 +111,7 @@ class DrugIndex:
             how = "evasion"
             if token in self.exact and token not in self.ambiguous:
                 return token, how
-        if not token.isalpha() or token in self.common or token in self.never:
+        if not token.isalpha() or self.common.get(token, 0.0) >= 2.0 or token in self.never:
             return None
         sq = squeeze(token)
         key = self.squeezed.get(sq)
@@ -164,33 +164,54 @@ class DrugIndex:
                 else:
                     i += 1
                 continue
-            if len(w) >= 4 and w not in self.common:
+            if len(w) >= 4 and self.common.get(w, 0.0) < 2.0:
                 found = self._fuzzy(w)
                 if found is not None:
                     key, how = found
                     hits.append(NameHit(spans[i][0], spans[i][1], key, exact[key], how, key in self.ambiguous))
             i += 1
-        if _SPACED.search(text) or _DOTTED.search(text):
-            hits.extend(self._joined(text, hits))
+        if n > 1:
+            hits.extend(self._joined(norm, spans, words, hits))
         return hits, spans
 
-    def _joined(self, text: str, found: list[NameHit]) -> list[NameHit]:
+    def _joined(self, norm: Normalized, spans, words, found: list[NameHit]) -> list[NameHit]:
+        """Join runs of short pieces split by separators ("oz.em.pic", "met-for-min", "o z e m p i c").
+
+        Pieces may be split by dots, dashes, stars and the like, or by plain spaces only when
+        every piece is a single letter, so that ordinary phrases ("met for min") never join.
+        """
+        text, orig = norm.text, norm.original
         taken = [(h.start, h.end) for h in found]
         out: list[NameHit] = []
-        for pattern in (_SPACED, _DOTTED):
-            for m in pattern.finditer(text):
-                s, e = m.span()
-                if any(a < e and s < b for a, b in taken):
-                    continue
-                word = "".join(TOKEN.findall(m.group()))
-                if len(word) < 4:
-                    continue
-                res = self.lookup(word)
-                if res is None:
-                    continue
-                key = res[0]
-                if key in self.ambiguous:
-                    continue
+        n = len(words)
+        i = 0
+        while i < n:
+            if len(words[i]) > MAX_PIECE:
+                i += 1
+                continue
+            best = None
+            joined = words[i]
+            j = i
+            while j + 1 < n and j - i < 14 and len(words[j + 1]) <= MAX_PIECE:
+                gap_start, gap_end = spans[j][1], spans[j + 1][0]
+                if not 1 <= gap_end - gap_start <= 3:
+                    break
+                a, b = norm.span(gap_start, gap_end)
+                if orig[a:b].isspace() and not (len(words[j]) == 1 and len(words[j + 1]) == 1):
+                    break
+                j += 1
+                joined += words[j]
+                if len(joined) >= 5:
+                    probe = joined.translate(_LEET) if _HAS_DIGIT.search(joined) else joined
+                    key = probe if probe in self.exact else self.squeezed.get(squeeze(probe))
+                    if key is not None and key not in self.ambiguous:
+                        best = (j, key)
+            if best is None:
+                i += 1
+                continue
+            j, key = best
+            s, e = spans[i][0], spans[j][1]
+            if not any(a < e and s < b for a, b in taken):
                 out.append(NameHit(s, e, key, self.exact[key], "evasion", False))
-                taken.append((s, e))
+            i = j + 1
         return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import Enum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 
 class Category(str, Enum):
@@ -160,7 +160,7 @@ class Verdict(_Frozen):
 
     @property
     def drug_names(self) -> tuple[str, ...]:
-        return tuple(sorted({d.canonical for d in self.drugs if d.how != "implied"}))
+        return tuple(sorted({d.canonical for d in self.drugs if d.how not in ("implied", "thread")}))
 
     @property
     def held(self) -> bool:
@@ -184,4 +184,3 @@ __all__ = [
     "Severity",
     "Verdict",
 ]
-_ = Field

@@ -58,6 +58,8 @@ def _fold_char(ch: str) -> str:
         return " "
     if ch in _APOSTROPHES:
         return "'"
+    if ch == "@":  # "x@n@x": in handles and addresses it folds harmlessly
+        return "a"
     category = unicodedata.category(ch)
     if category in ("Cc", "Cf", "Cs", "Co", "Cn", "So", "Sk", "Mn", "Me"):
         # Controls, zero-width and bidi marks, emoji and stray combining marks carry no letters.

@@ -177,8 +177,8 @@ def load_lexicon_file(path: Path, data: Any) -> None:
 
     lex, _ = load_model(path, LexiconFile)
     for item in lex.entries:
-        generic = item.generic.lower() if item.generic else None
-        data.add(item.name, [generic] if generic else [], "owner", ambiguous=item.ambiguous)
+        generics = [g.strip().lower() for g in (item.generic or "").split(";") if g.strip()]
+        data.add(item.name, generics, "owner", ambiguous=item.ambiguous)
     from ..lexicon import key_of
 
     data.never.update(key_of(w) for w in lex.never)
