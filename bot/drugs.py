@@ -29,6 +29,8 @@ TOKEN = re.compile(r"[^\W_]+")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g"})
 _SQUEEZE = re.compile(r"(.)\1+")
 MAX_PIECE = 5  # longest piece of a name split by separators
+# Worth trying to join: short pieces with a non-space separator, or three spaced single letters.
+_JOINABLE = re.compile(r"(?<![^\W_])[^\W_]{1,5}[^\w\s]{1,3}[^\W_]{1,5}(?![^\W_])|(?<![^\W_])[^\W_] [^\W_] [^\W_](?![^\W_])")
 _HAS_DIGIT = re.compile(r"\d")
 
 # Frequency (zipf) above which a lexicon entry is an ordinary word first: ambiguous, or, when
@@ -60,7 +62,6 @@ class DrugIndex:
     """The compiled lexicon; `find` is the hot path."""
 
     def __init__(self, data: LexiconData, common: dict[str, float]) -> None:
-        self.common = common
         self.sources = list(data.sources)
         self.never = set(data.never)
         self.exact: dict[str, tuple[str, ...]] = {}
@@ -94,10 +95,12 @@ class DrugIndex:
                 if len(key) >= MIN_FUZZY_LEN:
                     for d in (key, *_deletes(key)):
                         self.deletes.setdefault(d, []).append(key)
+        self.common_words = frozenset(common)  # the zipf values are needed at compile time only
         self.first_or_single = dict(self.first)
         for key in self.exact:
             if " " not in key:
                 self.first_or_single.setdefault(key, 1)
+        self.first_keys = frozenset(self.first_or_single)
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -111,7 +114,7 @@ class DrugIndex:
             how = "evasion"
             if token in self.exact and token not in self.ambiguous:
                 return token, how
-        if not token.isalpha() or self.common.get(token, 0.0) >= 2.0 or token in self.never:
+        if not token.isalpha() or token in self.common_words or token in self.never:
             return None
         sq = squeeze(token)
         key = self.squeezed.get(sq)
@@ -139,19 +142,30 @@ class DrugIndex:
             return word, "exact"
         return self._fuzzy(word)
 
-    def find(self, norm: Normalized) -> tuple[list[NameHit], list[tuple[int, int]]]:
-        """Return the names found and the folded token spans (reused by the engine)."""
+    def find(self, norm: Normalized) -> tuple[list[NameHit], list[str]]:
+        """Return the names found and the folded words of the text (reused by the engine).
+
+        Set operations in C decide first whether any word can start a name or is rare enough
+        to be a misspelling; most messages stop there without a Python loop over their words.
+        """
         text = norm.text
+        words = TOKEN.findall(text)
+        unique = set(words)
+        starts = unique.intersection(self.first_keys)  # frozensets: C iterates the smaller side
+        rare = [w for w in unique.difference(self.common_words) if len(w) >= 4]
+        joinable = _JOINABLE.search(norm.original) is not None
+        if not starts and not rare and not joinable:
+            return [], words
         spans = [m.span() for m in TOKEN.finditer(text)]
-        words = [text[s:e] for s, e in spans]
         hits: list[NameHit] = []
         exact, first, never = self.exact, self.first_or_single, self.never
+        rare_set = set(rare)
         n = len(words)
         i = 0
         while i < n:
             w = words[i]
-            longest = first.get(w)
-            if longest is not None:
+            if w in starts:
+                longest = first[w]
                 for k in range(min(longest, n - i), 0, -1):
                     key = w if k == 1 else " ".join(words[i : i + k])
                     canon = exact.get(key)
@@ -164,15 +178,15 @@ class DrugIndex:
                 else:
                     i += 1
                 continue
-            if len(w) >= 4 and self.common.get(w, 0.0) < 2.0:
+            if w in rare_set:
                 found = self._fuzzy(w)
                 if found is not None:
                     key, how = found
                     hits.append(NameHit(spans[i][0], spans[i][1], key, exact[key], how, key in self.ambiguous))
             i += 1
-        if n > 1:
+        if joinable:
             hits.extend(self._joined(norm, spans, words, hits))
-        return hits, spans
+        return hits, words
 
     def _joined(self, norm: Normalized, spans, words, found: list[NameHit]) -> list[NameHit]:
         """Join runs of short pieces split by separators ("oz.em.pic", "met-for-min", "o z e m p i c").

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 
-from .drugs import NameHit
+from .drugs import TOKEN, NameHit
 from .models import (
     Action,
     AdverseEvent,
@@ -55,13 +55,13 @@ ANYWHERE = (-1, -1)
 class _Context:
     """What is known about one message while its candidate rules are evaluated."""
 
-    __slots__ = ("msg", "norm", "rs", "starts", "lists", "languages", "named", "implied", "regex_hits", "_terms", "question")
+    __slots__ = ("msg", "norm", "rs", "_starts", "lists", "languages", "named", "implied", "regex_hits", "_terms", "question")
 
-    def __init__(self, msg: Message, norm: Normalized, rs: RuleSet, token_spans, lists, languages):
+    def __init__(self, msg: Message, norm: Normalized, rs: RuleSet, lists, languages):
         self.msg = msg
         self.norm = norm
         self.rs = rs
-        self.starts = [s for s, _ in token_spans]
+        self._starts: list[int] | None = None
         self.lists = lists
         self.languages = languages
         self.named: list[tuple[int, int]] = []
@@ -71,7 +71,10 @@ class _Context:
         self.question = False
 
     def word(self, pos: int) -> int:
-        return bisect_right(self.starts, pos) - 1
+        """The index of the word at folded position `pos` (word starts are found on first use)."""
+        if self._starts is None:
+            self._starts = [m.start() for m in TOKEN.finditer(self.norm.text)]
+        return bisect_right(self._starts, pos) - 1
 
     def terms(self, name: str) -> list[tuple[int, int]]:
         got = self._terms.get(name)
@@ -167,21 +170,16 @@ def _in_scope(rule: CompiledRule, msg: Message, rs: RuleSet) -> bool:
     return True
 
 
-def guess_language(words: list[str], rs: RuleSet) -> str | None:
-    """Pick the language with the most function words; None when nothing or a tie says."""
-    counts: dict[str, int] = {}
-    fw = rs.function_words
-    for w in words:
-        langs = fw.get(w)
-        if langs:
-            for lang in langs:
-                counts[lang] = counts.get(lang, 0) + 1
-    if not counts:
-        return None
-    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
-    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
-        return None
-    return ranked[0][0]
+def guess_language(words: set[str], rs: RuleSet) -> str | None:
+    """Pick the language with the most distinct function words; None when nothing or a tie says."""
+    best, best_n, tie = None, 0, False
+    for lang, fw in rs.function_words.items():
+        n = len(fw.intersection(words))
+        if n > best_n:
+            best, best_n, tie = lang, n, False
+        elif n == best_n and n:
+            tie = True
+    return None if tie else best
 
 
 def _has_context(hit: NameHit, ctx: _Context, others: list[NameHit]) -> bool:
@@ -202,13 +200,13 @@ def screen(msg: Message, rs: RuleSet) -> Verdict:
     """Screen one message; the only entry point adapters and the CLI need."""
     norm = Normalized(msg.text)
     text = norm.text
-    name_hits, token_spans = rs.drugs.find(norm)
+    name_hits, words = rs.drugs.find(norm)
     lists = rs.phrases.find(text)
-    lang = msg.language if msg.language in rs.term_languages.get("negation", ()) else None
+    lang = msg.language if msg.language in rs.function_words else None
     if lang is None:
-        lang = guess_language([text[s:e] for s, e in token_spans], rs)
-    languages = (lang,) if lang else ("en", "nl", "fr", "de", "es")
-    ctx = _Context(msg, norm, rs, token_spans, lists, languages)
+        lang = guess_language(set(words), rs)
+    languages = (lang,) if lang else tuple(rs.function_words) or ("en",)
+    ctx = _Context(msg, norm, rs, lists, languages)
 
     drugs: list[DrugFound] = []
     notes: list[Note] = []

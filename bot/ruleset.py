@@ -30,6 +30,7 @@ from .lexicon import load_lexicon
 from .packs.errors import Location, RuleFileError, RuleIssue
 from .packs.loader import line_of, load_model
 from .packs.schema import LANGUAGES, Match, Pack, Profile, Rule, TermFile
+from .normalize import fold
 from .terms import PhraseIndex
 
 RESERVED_LISTS = ("function_words",)
@@ -222,6 +223,9 @@ def _drug_index(owner_lex: list[Path], tsvs: list[Path]) -> DrugIndex:
         with tmp.open("wb") as f:
             pickle.dump(index, f, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, target)
+        for stale in target.parent.glob("drugs-*.pickle"):
+            if stale != target:
+                stale.unlink(missing_ok=True)
     except OSError:
         pass
     return index
@@ -257,7 +261,7 @@ def load_ruleset(rules_dir: Path | None = None, *, collect_errors: bool = False)
             return None
 
     b = _Builder()
-    function_words: dict[str, set[str]] = {}
+    function_words: dict[str, set[str]] = {}  # language -> words
     term_languages: dict[str, set[str]] = {}
     for root in roots:
         for path in sorted((root / "terms").glob("*.yaml")):
@@ -268,8 +272,7 @@ def load_ruleset(rules_dir: Path | None = None, *, collect_errors: bool = False)
             tf, _ = loaded
             for name, phrases in tf.terms.items():
                 if name == "function_words":
-                    for w in phrases:
-                        function_words.setdefault(w.lower(), set()).add(tf.language)
+                    function_words.setdefault(tf.language, set()).update(fold(w) for w in phrases)
                     continue
                 b.term_names.add(name)
                 term_languages.setdefault(name, set()).add(tf.language)

@@ -1,0 +1,55 @@
+"""The labelled corpus (tests/corpus, five languages) must keep the accuracy the README quotes.
+
+The targets are those of the engine issue; a rule change that drops below them fails here, with
+the scores printed so the author sees which category moved.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from bot.evaluate import evaluate, load_labelled
+
+CORPUS = Path(__file__).parent / "corpus"
+
+
+def test_corpus_size_and_languages():
+    lines = load_labelled([CORPUS])
+    assert len(lines) >= 500
+    assert {l["lang"] for l in lines} == {"en", "nl", "fr", "de", "es"}
+
+
+# Measured on this corpus when the floors were last raised (see README, "Accuracy"); a change may
+# only move them up.
+FLOORS = {
+    "drugs": (0.98, 0.98),
+    "evasion": (0.0, 0.95),
+    "drug_mention": (0.98, 0.98),
+    "prescription_advice": (0.75, 0.45),
+    "adverse_event": (0.80, 0.55),
+    "special_situation": (0.75, 0.60),
+    "medical_inquiry": (0.90, 0.58),
+}
+
+
+def test_accuracy_does_not_regress(rules):
+    ev = evaluate(load_labelled([CORPUS]), rules)
+    for name, (precision, recall) in FLOORS.items():
+        got = ev.scores[name]
+        assert got.precision >= precision and got.recall >= recall, (name, got.precision, got.recall)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue #2 targets for prescription_advice, adverse_event, special_situation and "
+    "medical_inquiry are not met yet (README, Accuracy); strict, so it fails loudly once they are",
+)
+def test_accuracy_targets(rules):
+    ev = evaluate(load_labelled([CORPUS]), rules)
+    s = ev.scores
+    report = {k: (round(v.precision, 3), round(v.recall, 3), round(v.f1, 3)) for k, v in s.items()}
+    assert s["drugs"].recall >= 0.97 and s["drugs"].precision >= 0.97, report
+    assert s["evasion"].recall >= 0.95, report
+    assert s["adverse_event"].recall >= 0.95 and s["adverse_event"].precision >= 0.80, report
+    for cat in ("drug_mention", "prescription_advice", "special_situation", "medical_inquiry"):
+        assert s[cat].f1 >= 0.85, (cat, report)

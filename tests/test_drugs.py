@@ -1,0 +1,64 @@
+"""Medicine names: exact, misspelt, disguised, and ordinary words that must not match."""
+
+import pytest
+
+from bot.engine import screen
+from bot.models import Message
+
+
+@pytest.mark.parametrize(
+    "text, drug",
+    [
+        ("started metforman last week", "metformin"),
+        ("ozempik made me sick", "semaglutide"),
+        ("need my xanaxx", "alprazolam"),
+        ("lisinoprill for my bp", "lisinopril"),
+        ("Metformine 500 le matin", "metformin"),
+        ("tomo metformina", "metformin"),
+        ("x4n4x", "alprazolam"),
+        ("0zemp1c", "semaglutide"),
+        ("o z e m p i c", "semaglutide"),
+        ("oz.em.pic", "semaglutide"),
+        ("met-for-min", "metformin"),
+        ("Doliprane 1000", "acetaminophen"),      # French registry brand
+        ("Nolotil para el dolor", "dipyrone"),      # owner lexicon (Spain)
+        ("insulin glargine pen", "insulin glargine"),
+        ("Synthroid every morning", "levothyroxine"),  # canonical rename
+    ],
+)
+def test_names_are_found(rules, text, drug):
+    assert drug in screen(Message(text=text), rules).drug_names
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my niece Allegra is visiting this weekend",   # first name, also a brand
+        "Alli from the support team will answer",
+        "speed walking every morning, crystal clear skies",
+        "I started a new job and my doctor is great",  # "started" is not fosinopril
+        "stress + psoriasis is a real thing",           # rare word, not a fuzzy drug
+        "ya concerté la cita con el endo",
+    ],
+)
+def test_bait_does_not_match(rules, text):
+    assert screen(Message(text=text), rules).drug_names == ()
+
+
+def test_ambiguous_name_with_medicine_context_counts(rules):
+    assert screen(Message(text="Allegra 180mg for my hay fever"), rules).drug_names == ("fexofenadine",)
+
+
+def test_ambiguous_name_without_context_is_explained_not_silent(rules):
+    v = screen(Message(text="Allegra is my daughter"), rules)
+    assert v.drug_names == () and "Allegra" in v.notes[0].explanation
+
+
+def test_thread_context_names_the_suspect_drug(rules):
+    from bot.models import ReplyContext
+
+    v = screen(Message(text="it gave me a horrible rash after two weeks",
+                       reply_to=ReplyContext(message_id="1", text="anyone on lamotrigine?")), rules)
+    assert "adverse_event" in v.categories
+    assert v.adverse_event.suspect_drugs == ("lamotrigine",)
+    assert v.drug_names == ()  # named in the parent, not in this message

@@ -1,0 +1,75 @@
+"""Verdicts: categories, actions, routes, AE details and hits that point at the original text."""
+
+import pytest
+
+from bot.engine import screen
+from bot.models import Action, Message, Patient, Route
+
+
+@pytest.mark.parametrize(
+    "text, lang, category",
+    [
+        ("just take 400mg of ibuprofen three times a day", None, "prescription_advice"),
+        ("since I started ozempic I throw up every morning", None, "adverse_event"),
+        ("sinds ik metformine neem heb ik diarree", "nl", "adverse_event"),
+        ("depuis que je prends du Levothyrox j'ai des vertiges", "fr", "adverse_event"),
+        ("seit ich Sertralin nehme habe ich Kopfschmerzen", "de", "adverse_event"),
+        ("desde que tomo metformina tengo diarrea", "es", "adverse_event"),
+        ("I'm 8 weeks pregnant and still on my sertraline", None, "special_situation"),
+        ("can I drink alcohol on metformin?", None, "medical_inquiry"),
+    ],
+)
+def test_category_fires(rules, text, lang, category):
+    assert category in screen(Message(text=text, language=lang), rules).categories
+
+
+def test_negated_side_effects_are_not_an_adverse_event(rules):
+    v = screen(Message(text="been on ozempic 6 months, no side effects at all"), rules)
+    assert "adverse_event" not in v.categories and "drug_mention" in v.categories
+
+
+def test_adverse_event_carries_what_the_safety_team_needs(rules):
+    v = screen(Message(text="my son ended up in the ER after his amoxicillin, huge rash and swollen lips"), rules)
+    assert v.action is Action.HOLD
+    assert Route.PHARMACOVIGILANCE in v.routes
+    ae = v.adverse_event
+    assert ae.suspect_drugs == ("amoxicillin",)
+    assert ae.patient is Patient.CHILD
+    assert ae.seriousness.hospitalisation and ae.seriousness.serious
+    assert any("rash" in e for e in ae.events)
+
+
+def test_hit_spans_point_at_the_original_text(rules):
+    text = "🙂 honestly the Оzem\u200bpic pen is great"
+    v = screen(Message(text=text), rules)
+    (drug,) = v.drugs
+    assert text[drug.span[0]:drug.span[1]] == "Оzem\u200bpic"
+    assert all(text[h.span[0]:h.span[1]] == h.text for h in v.hits)
+
+
+def test_benign_chatter_is_allowed(rules):
+    v = screen(Message(text="good morning everyone, how was your weekend?"), rules)
+    assert v.action is Action.ALLOW and v.hits == ()
+
+
+@pytest.mark.parametrize("text", ["", " ", "\x00\x01\x02", "\ufeff\u200b"])
+def test_empty_or_control_only_text_is_allowed(rules, text):
+    assert screen(Message(text=text), rules).action is Action.ALLOW
+
+
+def test_megabyte_message_gives_a_bounded_correct_result(rules):
+    text = ("lorem ipsum dolor sit amet " * 40000) + "ozempic"
+    v = screen(Message(text=text), rules)
+    assert v.drug_names == ("semaglutide",)
+    assert v.drugs[0].span == (len(text) - 7, len(text))
+
+
+def test_binary_garbage_does_not_crash(rules):
+    garbage = bytes(range(256)).decode("latin-1") * 50
+    screen(Message(text=garbage), rules)
+
+
+def test_merge_is_order_independent(rules):
+    a = screen(Message(text="just take 2 of my mum's oxycodone, it gives me a buzz"), rules)
+    b = screen(Message(text="just take 2 of my mum's oxycodone, it gives me a buzz"), rules)
+    assert a == b  # verdicts are values

@@ -1,0 +1,34 @@
+"""Folding must defeat disguises and still point hits at the text the moderator sees."""
+
+import pytest
+
+from bot.normalize import Normalized, fold
+
+
+@pytest.mark.parametrize(
+    "original, needle",
+    [
+        ("I take Оzempic daily", "ozempic"),            # Cyrillic О
+        ("I take oz\u200bempic daily", "ozempic"),      # zero-width space inside the word
+        ("I take ＯＺＥＭＰＩＣ daily", "ozempic"),        # fullwidth letters
+        ("I take oze💉mpic daily", "ozempic"),          # emoji between letters
+        ("ﬁne, paracétamol", "paracetamol"),           # ligature before, accent inside
+        ("x\x00anax", "xanax"),                         # control character
+    ],
+)
+def test_disguised_word_is_found_and_maps_back(original, needle):
+    n = Normalized(original)
+    start = n.text.index(needle)
+    s, e = n.span(start, start + len(needle))
+    assert fold(original[s:e]) == needle
+
+
+def test_plain_ascii_keeps_positions_without_an_offset_map():
+    n = Normalized("Just take 400mg")
+    assert n.identity and n.text == "just take 400mg" and n.span(5, 9) == (5, 9)
+
+
+def test_expansion_maps_every_folded_char_to_its_source():
+    n = Normalized("Straße ok")  # ß folds to two letters
+    assert n.text.startswith("strasse")
+    assert n.span(0, 7) == (0, 6)

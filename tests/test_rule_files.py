@@ -1,0 +1,170 @@
+"""Rule files: located errors with a suggested fix, safe YAML, linear-time regexes, no half-loads."""
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bot.packs.errors import RuleFileError
+from bot.ruleset import load_ruleset, shipped_rules_dir
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path) -> Path:
+    """A copy of the shipped packs and profile to break on purpose."""
+    shutil.copytree(shipped_rules_dir() / "packs", tmp_path / "packs")
+    shutil.copytree(shipped_rules_dir() / "profiles", tmp_path / "profiles")
+    return tmp_path
+
+
+def _write(path: Path, text: str) -> None:
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+
+
+def _errors(rules_dir: Path) -> list[str]:
+    with pytest.raises(RuleFileError) as exc:
+        load_ruleset(rules_dir)
+    return [str(i) for i in exc.value.issues]
+
+
+def test_unknown_key_names_file_line_column_and_suggests(rules_dir):
+    _write(rules_dir / "packs" / "drug-mention.yaml", """\
+        pack:
+          id: drug-mention
+          title: Named medicines
+          rules:
+            - id: drug.named
+              title: Names a medicine
+              category: drug_mention
+              severty: high
+              match: {drugs: named}
+        """)
+    (err,) = _errors(rules_dir)
+    assert "drug-mention.yaml:8:7" in err
+    assert "unknown key 'severty'" in err and "did you mean 'severity'?" in err
+
+
+def test_bad_enum_value_suggests_the_closest(rules_dir):
+    _write(rules_dir / "packs" / "drug-mention.yaml", """\
+        pack:
+          id: drug-mention
+          title: Named medicines
+          rules:
+            - id: drug.named
+              title: Names a medicine
+              category: drug_mentoin
+              match: {drugs: named}
+        """)
+    (err,) = _errors(rules_dir)
+    assert "drug-mention.yaml:7:" in err and "drug_mention" in err
+
+
+def test_invalid_yaml_is_located(rules_dir):
+    _write(rules_dir / "packs" / "drug-mention.yaml", "pack:\n  id: x\n  title: [unclosed\n")
+    (err,) = _errors(rules_dir)
+    assert "drug-mention.yaml:" in err and "invalid YAML" in err
+
+
+def test_yaml_aliases_are_refused(rules_dir):
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\npack: *b\n"
+    _write(rules_dir / "packs" / "drug-mention.yaml", bomb)
+    (err,) = _errors(rules_dir)
+    assert "aliases" in err and "drug-mention.yaml:2:" in err
+
+
+def test_deep_nesting_is_refused(rules_dir):
+    _write(rules_dir / "packs" / "drug-mention.yaml", "pack: " + "[" * 5000 + "]" * 5000 + "\n")
+    (err,) = _errors(rules_dir)
+    assert "nesting deeper" in err
+
+
+def test_backtracking_regex_is_refused_with_a_fix(rules_dir):
+    _write(rules_dir / "packs" / "drug-mention.yaml", r"""
+        pack:
+          id: drug-mention
+          title: Named medicines
+          rules:
+            - id: drug.named
+              title: Names a medicine
+              category: drug_mention
+              match: {regex: '(a+)+\1'}
+        """)
+    (err,) = _errors(rules_dir)
+    assert "drug-mention.yaml:9:" in err and "RE2" in err
+
+
+def test_pathological_pattern_runs_in_linear_time(rules_dir):
+    """The classic catastrophic pattern stays linear under RE2 (this would hang Python's re)."""
+    from bot.engine import screen
+    from bot.models import Message
+
+    _write(rules_dir / "packs" / "custom.yaml", """\
+        pack:
+          id: custom
+          title: Custom
+          rules:
+            - id: custom.evil
+              title: Evil pattern
+              category: medical_inquiry
+              match: {regex: '(a|aa)+$'}
+        """)
+    _write(rules_dir / "profiles" / "default.yaml", "profile:\n  id: p\n  packs: [custom]\n")
+    rs = load_ruleset(rules_dir)
+    v = screen(Message(text="a" * 50_000 + "!"), rs)
+    assert v.hits == ()
+
+
+def test_unknown_term_list_is_located(rules_dir):
+    _write(rules_dir / "packs" / "drug-mention.yaml", """\
+        pack:
+          id: drug-mention
+          title: Named medicines
+          rules:
+            - id: drug.named
+              title: Names a medicine
+              category: drug_mention
+              match: {terms: ae_evnt}
+        """)
+    (err,) = _errors(rules_dir)
+    assert "drug-mention.yaml:8:" in err and "did you mean 'ae_event'?" in err
+
+
+def test_all_errors_are_reported_in_one_pass(rules_dir):
+    for name in ("drug-mention.yaml", "medical-inquiry.yaml"):
+        _write(rules_dir / "packs" / name, "pack:\n  id: x\n  title: t\n  colour: red\n")
+    assert len(_errors(rules_dir)) == 2
+
+
+def test_a_broken_file_leaves_the_running_rules_untouched(rules, rules_dir):
+    from bot.engine import screen
+    from bot.models import Message
+
+    before = rules.version
+    _write(rules_dir / "packs" / "drug-mention.yaml", "pack: [")
+    with pytest.raises(RuleFileError):
+        load_ruleset(rules_dir)
+    assert rules.version == before
+    assert screen(Message(text="ozempic"), rules).held
+
+
+def test_shipped_packs_pass_their_own_examples(rules):
+    from bot.packs.checks import run_rule_tests
+
+    run, failures = run_rule_tests(rules)
+    assert run >= 60
+    assert failures == []
+
+
+def test_every_category_and_language_has_rules_and_terms(rules):
+    cats = {r.rule.category.value for r in rules.rules}
+    assert cats == {"drug_mention", "prescription_advice", "adverse_event", "special_situation", "medical_inquiry"}
+    assert set(rules.function_words) == {"en", "nl", "fr", "de", "es"}
+    for name, langs in rules.term_languages.items():
+        assert langs == {"en", "nl", "fr", "de", "es"}, name
+
+
+def test_default_packs_ship_inside_the_installed_package():
+    root = shipped_rules_dir()
+    assert (root / "packs" / "adverse-event.yaml").is_file()
+    assert (root / "lexicons" / "fr_bdpm.tsv").is_file()
