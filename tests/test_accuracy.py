@@ -26,7 +26,7 @@ FLOORS = {
     "evasion": (0.0, 0.95),
     "drug_mention": (0.98, 0.98),
     "prescription_advice": (0.75, 0.45),
-    "adverse_event": (0.80, 0.55),
+    "adverse_event": (0.70, 0.78),
     "special_situation": (0.75, 0.60),
     "medical_inquiry": (0.90, 0.58),
 }

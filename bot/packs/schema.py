@@ -5,13 +5,11 @@ location and a "did you mean" instead of being silently ignored.
 
 Resolution order of a rule's settings, the answer to "why did this fire here?":
 
-1. the rule's own value, if set;
-2. else the community profile's override for that rule id;
+1. the community profile's override for that rule id, if set (an owner tunes shipped packs
+   without editing them);
+2. else the rule's own value;
 3. else the pack's `defaults`;
 4. else the built-in default below.
-
-(The profile override wins over the rule when it is set: an owner tunes shipped packs without
-editing them.)
 """
 
 from __future__ import annotations
