@@ -33,7 +33,6 @@ from .packs.schema import LANGUAGES, Match, Pack, Profile, Rule, TermFile
 from .normalize import fold
 from .terms import PhraseIndex
 
-RESERVED_LISTS = ("function_words",)
 
 
 def shipped_rules_dir() -> Path:
@@ -321,9 +320,7 @@ def load_ruleset(rules_dir: Path | None = None, *, collect_errors: bool = False)
                     pack=pack.id,
                     source=loc,
                     match=m,
-                    severity=((over and over.severity) or rule.severity or d.severity).value
-                    if hasattr((over and over.severity) or rule.severity or d.severity, "value")
-                    else str((over and over.severity) or rule.severity or d.severity),
+                    severity=((over and over.severity) or rule.severity or d.severity).value,
                     status=(over and over.status) or rule.status or d.status,
                     languages=frozenset(rule.languages or d.languages),
                     priority=rule.priority if rule.priority is not None else d.priority,
