@@ -22,6 +22,12 @@ def _write(path: Path, text: str) -> None:
     path.write_text(textwrap.dedent(text), encoding="utf-8")
 
 
+def _one_rule(rules_dir: Path, *lines: str, pack: str = "drug-mention", rule: str = "drug.named") -> None:
+    """Write a pack with one rule; `lines` start at line 7 of the file, after the rule's title."""
+    head = ["pack:", f"  id: {pack}", "  title: Test pack", "  rules:", f"    - id: {rule}", "      title: Test rule"]
+    (rules_dir / "packs" / f"{pack}.yaml").write_text("\n".join(head + [f"      {l}" for l in lines]) + "\n", encoding="utf-8")
+
+
 def _errors(rules_dir: Path) -> list[str]:
     with pytest.raises(RuleFileError) as exc:
         load_ruleset(rules_dir)
@@ -29,33 +35,14 @@ def _errors(rules_dir: Path) -> list[str]:
 
 
 def test_unknown_key_names_file_line_column_and_suggests(rules_dir):
-    _write(rules_dir / "packs" / "drug-mention.yaml", """\
-        pack:
-          id: drug-mention
-          title: Named medicines
-          rules:
-            - id: drug.named
-              title: Names a medicine
-              category: drug_mention
-              severty: high
-              match: {drugs: named}
-        """)
+    _one_rule(rules_dir, "category: drug_mention", "severty: high", "match: {drugs: named}")
     (err,) = _errors(rules_dir)
     assert "drug-mention.yaml:8:7" in err
     assert "unknown key 'severty'" in err and "did you mean 'severity'?" in err
 
 
 def test_bad_enum_value_suggests_the_closest(rules_dir):
-    _write(rules_dir / "packs" / "drug-mention.yaml", """\
-        pack:
-          id: drug-mention
-          title: Named medicines
-          rules:
-            - id: drug.named
-              title: Names a medicine
-              category: drug_mentoin
-              match: {drugs: named}
-        """)
+    _one_rule(rules_dir, "category: drug_mentoin", "match: {drugs: named}")
     (err,) = _errors(rules_dir)
     assert "drug-mention.yaml:7:" in err and "drug_mention" in err
 
@@ -80,18 +67,9 @@ def test_deep_nesting_is_refused(rules_dir):
 
 
 def test_backtracking_regex_is_refused_with_a_fix(rules_dir):
-    _write(rules_dir / "packs" / "drug-mention.yaml", r"""
-        pack:
-          id: drug-mention
-          title: Named medicines
-          rules:
-            - id: drug.named
-              title: Names a medicine
-              category: drug_mention
-              match: {regex: '(a+)+\1'}
-        """)
+    _one_rule(rules_dir, "category: drug_mention", r"match: {regex: '(a+)+\1'}")
     (err,) = _errors(rules_dir)
-    assert "drug-mention.yaml:9:" in err and "RE2" in err
+    assert "drug-mention.yaml:8:" in err and "RE2" in err
 
 
 def test_pathological_pattern_runs_in_linear_time(rules_dir):
@@ -99,16 +77,7 @@ def test_pathological_pattern_runs_in_linear_time(rules_dir):
     from bot.engine import screen
     from bot.models import Message
 
-    _write(rules_dir / "packs" / "custom.yaml", """\
-        pack:
-          id: custom
-          title: Custom
-          rules:
-            - id: custom.evil
-              title: Evil pattern
-              category: medical_inquiry
-              match: {regex: '(a|aa)+$'}
-        """)
+    _one_rule(rules_dir, "category: medical_inquiry", "match: {regex: '(a|aa)+$'}", pack="custom", rule="custom.evil")
     _write(rules_dir / "profiles" / "default.yaml", "profile:\n  id: p\n  packs: [custom]\n")
     rs = load_ruleset(rules_dir)
     v = screen(Message(text="a" * 50_000 + "!"), rs)
@@ -116,16 +85,7 @@ def test_pathological_pattern_runs_in_linear_time(rules_dir):
 
 
 def test_unknown_term_list_is_located(rules_dir):
-    _write(rules_dir / "packs" / "drug-mention.yaml", """\
-        pack:
-          id: drug-mention
-          title: Named medicines
-          rules:
-            - id: drug.named
-              title: Names a medicine
-              category: drug_mention
-              match: {terms: ae_evnt}
-        """)
+    _one_rule(rules_dir, "category: drug_mention", "match: {terms: ae_evnt}")
     (err,) = _errors(rules_dir)
     assert "drug-mention.yaml:8:" in err and "did you mean 'ae_event'?" in err
 
