@@ -2,8 +2,8 @@
 
 The matcher is compiled once from `LexiconData` and then answers in microseconds per message:
 
-1. Exact: every token is one dict lookup; a token that begins a multi-word name ("insulin
-   glargine") also tries the longest n-gram first.
+1. Exact: every token is one set lookup; a token that begins a multi-word name ("insulin
+   glargine") grows into an n-gram only while it is still the start of some name.
 2. Spelling: a rare token (not a common word of any supported language, per wordfreq) of five
    letters or more is looked up after leetspeak folding ("x4n4x"), squeezing repeated letters
    ("xanaxxx", "lisinoprill"), and in a symmetric-deletion index ("metforman", "ozempik") whose
@@ -18,6 +18,7 @@ The matcher is compiled once from `LexiconData` and then answers in microseconds
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from rapidfuzz.distance import OSA
@@ -30,7 +31,7 @@ _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t
 _SQUEEZE = re.compile(r"(.)\1+")
 MAX_PIECE = 5  # longest piece of a name split by separators
 # Worth trying to join: short pieces with a non-space separator, or three spaced single letters.
-_JOINABLE = re.compile(r"(?<![^\W_])[^\W_]{1,5}[^\w\s]{1,3}[^\W_]{1,5}(?![^\W_])|(?<![^\W_])[^\W_] [^\W_] [^\W_](?![^\W_])")
+_JOINABLE = re.compile(r"[^\W_][^\w\s]{1,3}[^\W_]|(?:^| )[^\W_] [^\W_] ")
 _HAS_DIGIT = re.compile(r"\d")
 
 # Frequency (zipf) above which a lexicon entry is an ordinary word first: ambiguous, or, when
@@ -65,7 +66,7 @@ class DrugIndex:
         self.sources = list(data.sources)
         self.never = set(data.never)
         self.exact: dict[str, tuple[str, ...]] = {}
-        self.first: dict[str, int] = {}
+        self.prefixes: set[str] = set()  # proper token prefixes of multi-word names
         self.ambiguous: set[str] = set()
         self.squeezed: dict[str, str] = {}
         self.deletes: dict[str, list[str]] = {}
@@ -89,18 +90,15 @@ class DrugIndex:
                 self.ambiguous.add(key)
             self.exact[key] = entry.canonicals
             if len(tokens) > 1:
-                self.first[tokens[0]] = max(self.first.get(tokens[0], 1), len(tokens))
+                for k in range(1, len(tokens)):
+                    self.prefixes.add(" ".join(tokens[:k]))
             elif len(key) >= 4 and key not in self.ambiguous and key.isalpha():
                 self.squeezed.setdefault(squeeze(key), key)
                 if len(key) >= MIN_FUZZY_LEN:
                     for d in (key, *_deletes(key)):
                         self.deletes.setdefault(d, []).append(key)
         self.common_words = frozenset(common)  # the zipf values are needed at compile time only
-        self.first_or_single = dict(self.first)
-        for key in self.exact:
-            if " " not in key:
-                self.first_or_single.setdefault(key, 1)
-        self.first_keys = frozenset(self.first_or_single)
+        self.first_keys = frozenset({k for k in self.exact if " " not in k} | {p for p in self.prefixes if " " not in p})
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -158,23 +156,25 @@ class DrugIndex:
             return [], words
         spans = [m.span() for m in TOKEN.finditer(text)]
         hits: list[NameHit] = []
-        exact, first, never = self.exact, self.first_or_single, self.never
+        exact, prefixes, never = self.exact, self.prefixes, self.never
         rare_set = set(rare)
         n = len(words)
         i = 0
         while i < n:
             w = words[i]
             if w in starts:
-                longest = first[w]
-                for k in range(min(longest, n - i), 0, -1):
-                    key = w if k == 1 else " ".join(words[i : i + k])
-                    canon = exact.get(key)
-                    if canon is not None and key not in never:
-                        hits.append(
-                            NameHit(spans[i][0], spans[i + k - 1][1], key, canon, "exact", key in self.ambiguous)
-                        )
-                        i += k
-                        break
+                # Grow the n-gram while it is still the beginning of some name; keep the longest name.
+                best = (1, w) if w in exact and w not in never else None
+                key, k = w, 1
+                while key in prefixes and i + k < n:
+                    key = f"{key} {words[i + k]}"
+                    k += 1
+                    if key in exact and key not in never:
+                        best = (k, key)
+                if best is not None:
+                    k, key = best
+                    hits.append(NameHit(spans[i][0], spans[i + k - 1][1], key, exact[key], "exact", key in self.ambiguous))
+                    i += k
                 else:
                     i += 1
                 continue
@@ -185,39 +185,49 @@ class DrugIndex:
                     hits.append(NameHit(spans[i][0], spans[i][1], key, exact[key], how, key in self.ambiguous))
             i += 1
         if joinable:
-            hits.extend(self._joined(norm, spans, words, hits))
+            joined = self._joined(norm, spans, words, hits)
+            if joined:
+                hits = [h for h in hits if not any(j.start <= h.start and h.end <= j.end for j in joined)]
+                hits.extend(joined)
         return hits, words
 
     def _joined(self, norm: Normalized, spans, words, found: list[NameHit]) -> list[NameHit]:
-        """Join runs of short pieces split by separators ("oz.em.pic", "met-for-min", "o z e m p i c").
+        """Join runs of pieces split by separators ("oz.em.pic", "met-for-min", "o z e m p i c").
 
-        Pieces may be split by dots, dashes, stars and the like, or by plain spaces only when
-        every piece is a single letter, so that ordinary phrases ("met for min") never join.
+        What may join depends on the gap in the original text: invisible characters and emoji
+        ("Akne\u200bnormin", "oze💉mpic") join pieces of any length; dots, dashes and stars join
+        pieces of up to five letters; plain spaces join single letters only, so that ordinary
+        phrases ("met for min") never join.
         """
-        text, orig = norm.text, norm.original
+        orig = norm.original
         taken = [(h.start, h.end) for h in found]
         out: list[NameHit] = []
         n = len(words)
         i = 0
         while i < n:
-            if len(words[i]) > MAX_PIECE:
-                i += 1
-                continue
             best = None
             joined = words[i]
             j = i
-            while j + 1 < n and j - i < 14 and len(words[j + 1]) <= MAX_PIECE:
+            while j + 1 < n and j - i < 14:
                 gap_start, gap_end = spans[j][1], spans[j + 1][0]
                 if not 1 <= gap_end - gap_start <= 3:
                     break
                 a, b = norm.span(gap_start, gap_end)
-                if orig[a:b].isspace() and not (len(words[j]) == 1 and len(words[j + 1]) == 1):
+                gap = orig[a:b]
+                left, right = len(words[j]), len(words[j + 1])
+                if gap.isspace():
+                    if left != 1 or right != 1:
+                        break
+                elif not _is_glue(gap) and (left > MAX_PIECE or right > MAX_PIECE):
                     break
                 j += 1
                 joined += words[j]
                 if len(joined) >= 5:
                     probe = joined.translate(_LEET) if _HAS_DIGIT.search(joined) else joined
                     key = probe if probe in self.exact else self.squeezed.get(squeeze(probe))
+                    if key is None and len(probe) >= MIN_FUZZY_LEN and probe not in self.common_words:
+                        found_fuzzy = self._fuzzy(probe)
+                        key = found_fuzzy[0] if found_fuzzy else None
                     if key is not None and key not in self.ambiguous:
                         best = (j, key)
             if best is None:
@@ -225,7 +235,16 @@ class DrugIndex:
                 continue
             j, key = best
             s, e = spans[i][0], spans[j][1]
-            if not any(a < e and s < b for a, b in taken):
+            # A joined name wins over pieces matched on their own inside it ("normin" in "Akne·normin").
+            if not any(a < e and s < b and not (s <= a and b <= e) for a, b in taken):
                 out.append(NameHit(s, e, key, self.exact[key], "evasion", False))
             i = j + 1
         return out
+
+
+def _is_glue(gap: str) -> bool:
+    """Invisible characters and symbols between letters: always an evasion, whatever the pieces."""
+    return all(unicodedata.category(c) in _GLUE for c in gap)
+
+
+_GLUE = {"Cc", "Cf", "Cs", "Co", "Cn", "So", "Sk", "Mn", "Me"}

@@ -47,7 +47,6 @@ _SERIOUS_LISTS = {
     "serious_other": "other_medically_important",
 }
 _PATIENT_LISTS = (("patient_child", Patient.CHILD), ("patient_parent", Patient.PARENT), ("patient_other", Patient.OTHER))
-NEGATION_WINDOW = 3
 CONTEXT_WINDOW = 6
 ANYWHERE = (-1, -1)
 
@@ -70,6 +69,9 @@ class _Context:
         self._terms: dict[str, list[tuple[int, int]]] = {}
         self.question = False
 
+    def reset_terms(self) -> None:
+        self._terms.clear()
+
     def word(self, pos: int) -> int:
         """The index of the word at folded position `pos` (word starts are found on first use)."""
         if self._starts is None:
@@ -85,9 +87,14 @@ class _Context:
             self._terms[name] = got
         return got
 
-    def negated(self, span: tuple[int, int]) -> bool:
+    def guarded(self, span: tuple[int, int], guards) -> bool:
+        """True when a cue of a guard's lists stands up to its `within` words before `span`."""
         w = self.word(span[0])
-        return any(w - NEGATION_WINDOW <= self.word(s) < w for s, _ in self.terms("negation"))
+        for names, within in guards:
+            for name in names:
+                if any(w - within <= self.word(s) < w for s, _ in self.terms(name)):
+                    return True
+        return False
 
 
 def _eval(m: CompiledMatch, ctx: _Context) -> list[tuple[int, int]] | None:
@@ -122,8 +129,8 @@ def _eval(m: CompiledMatch, ctx: _Context) -> list[tuple[int, int]] | None:
         return [s for r in found for s in r] if found else None
     else:  # near
         return _near(m, ctx)
-    if m.negation and spans:
-        spans = [s for s in spans if not ctx.negated(s)]
+    if m.guards and spans:
+        spans = [s for s in spans if not ctx.guarded(s, m.guards)]
     return spans or None
 
 
@@ -196,16 +203,36 @@ def _has_context(hit: NameHit, ctx: _Context, others: list[NameHit]) -> bool:
     return False
 
 
+def _present(ctx: _Context, text: str) -> set[str]:
+    """The trigger keys this message has: drugs, regexes, question, and the phrase lists found."""
+    ctx.question = "?" in text or any(ctx.word(s) == 0 for s, _ in ctx.terms("question_opener"))
+    present: set[str] = set()
+    if ctx.named:
+        present.add("drugs:named")
+    if ctx.implied:
+        present.add("drugs:implied")
+    if ctx.question:
+        present.add("question")
+    for key in ctx.lists:
+        if key.startswith("terms:"):
+            present.add(f"terms:{key.split(':', 2)[2]}")
+        else:
+            present.add(key)
+    present.update(f"regex:{i}" for i in ctx.regex_hits)
+    return present
+
+
 def screen(msg: Message, rs: RuleSet) -> Verdict:
     """Screen one message; the only entry point adapters and the CLI need."""
     norm = Normalized(msg.text)
     text = norm.text
     name_hits, words = rs.drugs.find(norm)
-    lists = rs.phrases.find(text)
     lang = msg.language if msg.language in rs.function_words else None
     if lang is None:
         lang = guess_language(set(words), rs)
     languages = (lang,) if lang else tuple(rs.function_words) or ("en",)
+    groups = (*languages, "")
+    lists = rs.phrases.find(text, groups, triggers_only=True)
     ctx = _Context(msg, norm, rs, lists, languages)
 
     drugs: list[DrugFound] = []
@@ -232,37 +259,26 @@ def screen(msg: Message, rs: RuleSet) -> Verdict:
         if any(not h.ambiguous for h in parent_hits):
             ctx.implied.append(ANYWHERE)
 
-    ctx.question = "?" in text or any(ctx.word(s) == 0 for s, _ in ctx.terms("question_opener"))
-    present: set[str] = set()
-    if ctx.named:
-        present.add("drugs:named")
-    if ctx.implied:
-        present.add("drugs:implied")
-    if ctx.question:
-        present.add("question")
-    for key in lists:
-        if key.startswith("terms:"):
-            _, l, name = key.split(":", 2)
-            if l in languages:
-                present.add(f"terms:{name}")
-        else:
-            present.add(key)
     if rs.regex_set is not None:
         ctx.regex_hits = set(rs.regex_set.Match(text) or ())
-        present.update(f"regex:{i}" for i in ctx.regex_hits)
+    present = _present(ctx, text)
+    candidates = [
+        rule for rule in rs.rules
+        if rule.status != "deprecated"
+        and (rule.triggers is None or not rule.triggers.isdisjoint(present))
+        and not (lang and lang not in rule.languages)
+        and _in_scope(rule, msg, rs)
+    ]
+    if candidates:
+        # Some rule may fire: now find every phrase, not only those that make rules candidates.
+        ctx.lists = rs.phrases.find(text, groups)
+        ctx.reset_terms()
+        ctx.question = "?" in text or any(ctx.word(s) == 0 for s, _ in ctx.terms("question_opener"))
 
     hits: list[Hit] = []
     fired: list[CompiledRule] = []
     roles = set(msg.author.roles)
-    for rule in rs.rules:
-        if rule.status == "deprecated":
-            continue
-        if rule.triggers is not None and rule.triggers.isdisjoint(present):
-            continue
-        if lang and lang not in rule.languages:
-            continue
-        if not _in_scope(rule, msg, rs):
-            continue
+    for rule in candidates:
         spans = _eval(rule.match, ctx)
         if spans is None:
             continue

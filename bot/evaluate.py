@@ -7,6 +7,7 @@ also count toward the evasion recall (drug names found in disguised spellings).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,13 +52,16 @@ class Evaluation:
     misses: list[Miss] = field(default_factory=list)
 
 
-def evaluate(lines: list[dict], rs: RuleSet) -> Evaluation:
+def evaluate(lines: list[dict], rs: RuleSet, select: Callable[[dict], bool] | None = None) -> Evaluation:
+    """Score every line, or only those `select` accepts (the others still give replies their parent)."""
     ev = Evaluation()
     texts: dict[str, str] = {}
-    for obj in lines:
-        ev.lines += 1
-        rid = str(obj.get("id", ev.lines))
+    for n, obj in enumerate(lines, start=1):
+        rid = str(obj.get("id", n))
         texts[rid] = obj["text"]
+        if select is not None and not select(obj):
+            continue
+        ev.lines += 1
         reply = obj.get("reply_to")
         msg = Message(
             text=obj["text"],

@@ -1,8 +1,8 @@
 """Fold text into one searchable form and map every position back to the original.
 
 Evasion is cheap ("Оzempic" with a Cyrillic О, "oz\u200bempic", "ＯＺＥＭＰＩＣ"), so every matcher
-works on a folded copy: NFKC, case folding, accents stripped, homoglyphs mapped to Latin,
-zero-width, control and emoji characters removed, dashes and underscores turned into spaces.
+works on a folded copy: NFKC, case folding, accents stripped, homoglyphs mapped to Latin;
+zero-width, control and emoji characters, dashes and underscores turned into spaces.
 Hits must still point at the text a moderator sees, hence the offset map.
 
 Speed is the design constraint (the engine screens tens of thousands of messages a second), so:
@@ -61,9 +61,13 @@ def _fold_char(ch: str) -> str:
     if ch == "@":  # "x@n@x": in handles and addresses it folds harmlessly
         return "a"
     category = unicodedata.category(ch)
-    if category in ("Cc", "Cf", "Cs", "Co", "Cn", "So", "Sk", "Mn", "Me"):
-        # Controls, zero-width and bidi marks, emoji and stray combining marks carry no letters.
-        return ""
+    if category in ("Cc", "Cf", "Cs", "Co", "Cn", "So", "Sk", "Me") or "\ufe00" <= ch <= "\ufe0f":
+        # Controls, zero-width and bidi marks, emoji and variation selectors carry no letters. They
+        # become a space (one for one, so offsets stay put); the drug matcher joins pieces that such
+        # a character split ("oz\u200bempic", "oze💉mpic").
+        return " "
+    if category == "Mn":
+        return ""  # a stray combining mark: part of the letter before it
     out = []
     for c in unicodedata.normalize("NFKC", ch).casefold():
         c = _HOMOGLYPHS.get(c, c)

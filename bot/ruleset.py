@@ -46,7 +46,7 @@ class CompiledMatch:
     key: str = ""  # drugs:<mode> | terms:<name> | phrases:<id> | regex:<n> | question
     names: tuple[str, ...] = ()
     within: int = 0
-    negation: bool = False
+    guards: tuple[tuple[tuple[str, ...], int], ...] = ()  # (term lists, words before)
     regex: object = None
 
 
@@ -98,26 +98,38 @@ class _Builder:
         self.term_names: set[str] = set()
 
     def compile_match(self, m: Match, rule_id: str, loc: Location, doc, path: tuple) -> CompiledMatch:
+        compiled = self._compile_kind(m, rule_id, loc, doc, path)
+        guards = [((("negation",), 3))] if m.negation else []
+        for i, g in enumerate(m.unless_after):
+            self._check_terms(g.names, rule_id, loc, doc, (*path, "unless_after", i))
+            guards.append((g.names, g.within))
+        compiled.guards = tuple(guards)
+        return compiled
+
+    def _check_terms(self, names, rule_id, loc, doc, path) -> None:
+        import difflib
+
+        for n in names:
+            if n not in self.term_names:
+                line, col = line_of(doc, *path, "terms")
+                close = difflib.get_close_matches(n, sorted(self.term_names), n=1)
+                self.issues.append(
+                    RuleIssue(Location(loc.path, line, col), f"unknown term list {n!r} in rule {rule_id}",
+                              f"did you mean {close[0]!r}?" if close else "define it in terms/<lang>.yaml")
+                )
+
+    def _compile_kind(self, m: Match, rule_id: str, loc: Location, doc, path: tuple) -> CompiledMatch:
         kind = m.kind
         if kind == "drugs":
             return CompiledMatch("drugs", key=f"drugs:{m.drugs}", names=(m.drugs,))
         if kind == "terms":
             names = (m.terms,) if isinstance(m.terms, str) else tuple(m.terms)
-            for n in names:
-                if n not in self.term_names:
-                    line, col = line_of(doc, *path, "terms")
-                    import difflib
-
-                    close = difflib.get_close_matches(n, sorted(self.term_names), n=1)
-                    self.issues.append(
-                        RuleIssue(Location(loc.path, line, col), f"unknown term list {n!r} in rule {rule_id}",
-                                  f"did you mean {close[0]!r}?" if close else "define it in terms/<lang>.yaml")
-                    )
-            return CompiledMatch("terms", names=names, negation=m.negation)
+            self._check_terms(names, rule_id, loc, doc, path)
+            return CompiledMatch("terms", names=names)
         if kind == "phrases":
             list_id = f"phrases:{rule_id}:{len(self.phrases.lists)}"
             self.phrases.add(list_id, list(m.phrases or []))
-            return CompiledMatch("phrases", key=list_id, negation=m.negation)
+            return CompiledMatch("phrases", key=list_id)
         if kind == "regex":
             options = re2.Options()
             options.log_errors = False
@@ -135,7 +147,7 @@ class _Builder:
             self.regexes.append(compiled)
             self.regex_patterns.append(m.regex)
             n = len(self.regexes) - 1
-            return CompiledMatch("regex", key=f"regex:{n}", regex=compiled, negation=m.negation)
+            return CompiledMatch("regex", key=f"regex:{n}", regex=compiled)
         if kind == "question":
             return CompiledMatch("question", key="question")
         if kind == "not":
@@ -146,6 +158,9 @@ class _Builder:
         items = m.all if kind == "all" else m.any
         kids = [self.compile_match(c, rule_id, loc, doc, (*path, kind, i)) for i, c in enumerate(items)]
         return CompiledMatch(kind, kids)
+
+
+PHRASE_KEYS = ("terms:", "phrases:", "question")
 
 
 def _triggers(m: CompiledMatch) -> frozenset[str] | None:
@@ -160,8 +175,10 @@ def _triggers(m: CompiledMatch) -> frozenset[str] | None:
     if m.kind == "not":
         return None
     if m.kind in ("all", "near"):
+        # Any one child's keys will do; prefer keys known before the phrase scan (drugs, regexes),
+        # so that most messages are decided without scanning for phrases at all.
         options = [t for t in (_triggers(c) for c in m.children) if t is not None]
-        return min(options, key=len) if options else None
+        return min(options, key=lambda t: (any(k.startswith(PHRASE_KEYS) for k in t), len(t))) if options else None
     out: set[str] = set()
     for c in m.children:
         t = _triggers(c)
@@ -275,7 +292,7 @@ def load_ruleset(rules_dir: Path | None = None, *, collect_errors: bool = False)
                     continue
                 b.term_names.add(name)
                 term_languages.setdefault(name, set()).add(tf.language)
-                b.phrases.add(f"terms:{tf.language}:{name}", phrases)
+                b.phrases.add(f"terms:{tf.language}:{name}", phrases, tf.language)
 
     owner_lex = [p for root in roots for p in sorted((root / "lexicons").glob("*.yaml"))]
     tsvs = [p for root in roots for p in sorted((root / "lexicons").glob("*.tsv"))]
@@ -341,7 +358,18 @@ def load_ruleset(rules_dir: Path | None = None, *, collect_errors: bool = False)
     if index is None:
         raise RuleFileError(issues)
 
-    b.phrases.compile()
+    # Phrase lists that can make a rule a candidate are scanned first, and alone; the full scan
+    # runs only when some rule is a candidate (see engine.screen).
+    gated = all(r.triggers is not None for r in compiled)
+    trigger_keys = set().union(*(r.triggers for r in compiled if r.triggers)) if gated else set()
+    trigger_terms = {k.split(":", 1)[1] for k in trigger_keys if k.startswith("terms:")} | {"implied_drug"}
+    if "question" in trigger_keys:
+        trigger_terms.add("question_opener")
+    b.phrases.compile(
+        lambda list_id: not gated
+        or (list_id.startswith("terms:") and list_id.split(":", 2)[2] in trigger_terms)
+        or list_id in trigger_keys
+    )
     regex_set = None
     if b.regexes:
         options = re2.Options()

@@ -20,6 +20,10 @@ from bot.models import Message
         ("o z e m p i c", "semaglutide"),
         ("oz.em.pic", "semaglutide"),
         ("met-for-min", "metformin"),
+        ("oz\u200bempic", "semaglutide"),          # zero-width space inside the word
+        ("oze💉mpic", "semaglutide"),               # emoji between letters
+        ("seit Akne\u200bnormin", "isotretinoin"), # long pieces around an invisible character
+        ("x\x00anax", "alprazolam"),               # control character
         ("Doliprane 1000", "acetaminophen"),      # French registry brand
         ("Nolotil para el dolor", "dipyrone"),      # owner lexicon (Spain)
         ("insulin glargine pen", "insulin glargine"),

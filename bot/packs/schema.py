@@ -50,6 +50,17 @@ class Near(_Strict):
     of: list["Match"] = Field(min_length=2)
 
 
+class Guard(_Strict):
+    """Drop a hit when a cue from these term lists stands up to `within` words before it."""
+
+    terms: str | list[str]
+    within: int = Field(3, ge=1, le=20)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.terms,) if isinstance(self.terms, str) else tuple(self.terms)
+
+
 class Match(_Strict):
     """One node of a match tree: exactly one of the kinds below.
 
@@ -58,6 +69,8 @@ class Match(_Strict):
     regex: an RE2 pattern (linear time) on the folded text.  all / any / not / near: combinators.
     question: the message asks something (a "?" or a question opener of its language).
     negation: drop hits with a negation cue ("no", "pas de", "kein") up to 3 words before.
+    unless_after: drop hits preceded by other cues, e.g. an indication ("for my anxiety") or a
+    condition ("if you get nauseous"); `negation: true` is `unless_after: [{terms: negation}]`.
     """
 
     drugs: Literal["named", "implied", "any"] | None = None
@@ -70,6 +83,7 @@ class Match(_Strict):
     near: Near | None = None
     question: bool | None = None
     negation: bool = False
+    unless_after: list[Guard] = []
 
     @model_validator(mode="after")
     def _one_kind(self) -> "Match":
