@@ -29,9 +29,10 @@ from .normalize import Normalized
 TOKEN = re.compile(r"[^\W_]+")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g"})
 _SQUEEZE = re.compile(r"(.)\1+")
+_LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
 MAX_PIECE = 5  # longest piece of a name split by separators
 # Worth trying to join: short pieces with a non-space separator, or three spaced single letters.
-_JOINABLE = re.compile(r"[^\W_][^\w\s]{1,3}[^\W_]|(?:^| )[^\W_] [^\W_] ")
+_JOINABLE = re.compile(r"[^\W_][^\w\s'’]{1,3}[^\W_]|(?:^| )[^\W_] [^\W_] ")  # not "don't", "j'ai"
 _HAS_DIGIT = re.compile(r"\d")
 
 # Frequency (zipf) above which a lexicon entry is an ordinary word first: ambiguous, or, when
@@ -150,12 +151,17 @@ class DrugIndex:
         words = TOKEN.findall(text)
         unique = set(words)
         starts = unique.intersection(self.first_keys)  # frozensets: C iterates the smaller side
-        rare = [w for w in unique.difference(self.common_words) if len(w) >= 4]
-        joinable = _JOINABLE.search(norm.original) is not None
+        rare = [w for w in unique.difference(self.common_words) if len(w) >= 4 and not w.isdigit()]
+        original = norm.original
+        joinable = len(unique.intersection(_LETTERS)) >= 3 or (
+            # worth a closer look: a character folded into a space ("oz\u200bempic", "met-for-min"),
+            # or a chunk between spaces that holds several words ("oz.em.pic")
+            (text.count(" ") != original.count(" ") or len(words) > len(text.split()))
+            and _JOINABLE.search(original) is not None
+        )
         if not starts and not rare and not joinable:
             return [], words
-        spans = [m.span() for m in TOKEN.finditer(text)]
-        hits: list[NameHit] = []
+        found: list[tuple[int, int, str, str]] = []  # (first word, word count, key, how)
         exact, prefixes, never = self.exact, self.prefixes, self.never
         rare_set = set(rare)
         n = len(words)
@@ -172,18 +178,23 @@ class DrugIndex:
                     if key in exact and key not in never:
                         best = (k, key)
                 if best is not None:
-                    k, key = best
-                    hits.append(NameHit(spans[i][0], spans[i + k - 1][1], key, exact[key], "exact", key in self.ambiguous))
-                    i += k
+                    found.append((i, best[0], best[1], "exact"))
+                    i += best[0]
                 else:
                     i += 1
                 continue
             if w in rare_set:
-                found = self._fuzzy(w)
-                if found is not None:
-                    key, how = found
-                    hits.append(NameHit(spans[i][0], spans[i][1], key, exact[key], how, key in self.ambiguous))
+                fuzzy = self._fuzzy(w)
+                if fuzzy is not None:
+                    found.append((i, 1, fuzzy[0], fuzzy[1]))
             i += 1
+        if not found and not joinable:
+            return [], words
+        spans = [m.span() for m in TOKEN.finditer(text)]  # positions only once something matched
+        hits = [
+            NameHit(spans[i][0], spans[i + k - 1][1], key, exact[key], how, key in self.ambiguous)
+            for i, k, key, how in found
+        ]
         if joinable:
             joined = self._joined(norm, spans, words, hits)
             if joined:
@@ -215,6 +226,8 @@ class DrugIndex:
                 a, b = norm.span(gap_start, gap_end)
                 gap = orig[a:b]
                 left, right = len(words[j]), len(words[j + 1])
+                if "'" in gap or "’" in gap:
+                    break  # an apostrophe joins words of the language, not a disguised name
                 if gap.isspace():
                     if left != 1 or right != 1:
                         break

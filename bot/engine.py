@@ -179,14 +179,15 @@ def _in_scope(rule: CompiledRule, msg: Message, rs: RuleSet) -> bool:
 
 def guess_language(words: set[str], rs: RuleSet) -> str | None:
     """Pick the language with the most distinct function words; None when nothing or a tie says."""
-    best, best_n, tie = None, 0, False
-    for lang, fw in rs.function_words.items():
-        n = len(fw.intersection(words))
-        if n > best_n:
-            best, best_n, tie = lang, n, False
-        elif n == best_n and n:
-            tie = True
-    return None if tie else best
+    counts: dict[str, int] = {}
+    for w in words.intersection(rs.function_word_set):
+        for lang in rs.function_word_langs[w]:
+            counts[lang] = counts.get(lang, 0) + 1
+    if not counts:
+        return None
+    best = max(counts.values())
+    winners = [lang for lang, n in counts.items() if n == best]
+    return winners[0] if len(winners) == 1 else None
 
 
 def _has_context(hit: NameHit, ctx: _Context, others: list[NameHit]) -> bool:
@@ -263,17 +264,16 @@ def screen(msg: Message, rs: RuleSet) -> Verdict:
         ctx.regex_hits = set(rs.regex_set.Match(text) or ())
     present = _present(ctx, text)
     candidates = [
-        rule for rule in rs.rules
-        if rule.status != "deprecated"
-        and (rule.triggers is None or not rule.triggers.isdisjoint(present))
-        and not (lang and lang not in rule.languages)
-        and _in_scope(rule, msg, rs)
+        rule for rule in rs.candidates(present)
+        if not (lang and lang not in rule.languages) and (rule.scope is None or _in_scope(rule, msg, rs))
     ]
     if candidates:
-        # Some rule may fire: now find every phrase, not only those that make rules candidates.
+        # Some rule may fire: now find every phrase, not only those that make rules candidates,
+        # and keep the rules whose every necessary key is present.
         ctx.lists = rs.phrases.find(text, groups)
         ctx.reset_terms()
-        ctx.question = "?" in text or any(ctx.word(s) == 0 for s, _ in ctx.terms("question_opener"))
+        present = _present(ctx, text)
+        candidates = [r for r in candidates if all(not c.isdisjoint(present) for c in r.requirements)]
 
     hits: list[Hit] = []
     fired: list[CompiledRule] = []
@@ -321,6 +321,12 @@ def _hits_for(rule: CompiledRule, spans, norm: Normalized, msg: Message, drugs: 
 
 
 def _merge(msg, rs, fired, hits, drugs, notes, ctx: _Context, lang) -> Verdict:
+    if not fired and not drugs and not notes:
+        # Most messages: nothing found. The verdict is the same value every time; build it once.
+        cached = rs.allow_verdicts.get(lang)
+        if cached is None:
+            cached = rs.allow_verdicts[lang] = Verdict(language=lang, ruleset_version=rs.version)
+        return cached
     active = [r for r in fired if r.status == "active"]
     action = Action.HOLD if any("hold" in r.actions for r in active) else Action.ALLOW
     routes = set()

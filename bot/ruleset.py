@@ -66,6 +66,7 @@ class CompiledRule:
     allow: frozenset[str]
     exempt_roles: frozenset[str]
     triggers: frozenset[str] | None
+    requirements: tuple[frozenset[str], ...] = ()  # every clause must meet the message's keys
 
 
 @dataclass
@@ -81,6 +82,27 @@ class RuleSet:
     version: str
     sources: list[str]
     files: list[Path]
+    allow_verdicts: dict = field(default_factory=dict)  # language -> the verdict of a clean message
+
+    def __post_init__(self) -> None:
+        self.function_word_langs: dict[str, tuple[str, ...]] = {}
+        for lang, words in self.function_words.items():
+            for w in words:
+                self.function_word_langs[w] = (*self.function_word_langs.get(w, ()), lang)
+        self.function_word_set = frozenset(self.function_word_langs)
+        self._always = [i for i, r in enumerate(self.rules) if r.triggers is None and r.status != "deprecated"]
+        self._by_key: dict[str, list[int]] = {}
+        for i, r in enumerate(self.rules):
+            if r.triggers is not None and r.status != "deprecated":
+                for key in r.triggers:
+                    self._by_key.setdefault(key, []).append(i)
+
+    def candidates(self, present: set[str]) -> list[CompiledRule]:
+        """Rules that one of the present keys can trigger, in priority order."""
+        picked = set(self._always)
+        for key in present:
+            picked.update(self._by_key.get(key, ()))
+        return [self.rules[i] for i in sorted(picked)]
 
     def rule(self, rule_id: str) -> CompiledRule:
         for r in self.rules:
@@ -161,6 +183,35 @@ class _Builder:
 
 
 PHRASE_KEYS = ("terms:", "phrases:", "question")
+
+
+def _effective_scope(scope):
+    """None when the scope limits nothing, so the engine can skip the check."""
+    if scope is None or all(v is None for v in scope.model_dump().values()):
+        return None
+    return scope
+
+
+def _requirements(m: CompiledMatch) -> list[frozenset[str]]:
+    """Necessary conditions as clauses: the rule can match only if each clause meets the keys.
+
+    `all`/`near` need each child's clauses; `any` needs one key of some child (the union of
+    each child's smallest clause); `not` promises nothing.
+    """
+    if m.kind in ("drugs", "terms", "phrases", "regex", "question"):
+        t = _triggers(m)
+        return [t] if t else []
+    if m.kind in ("all", "near"):
+        return [c for child in m.children for c in _requirements(child)]
+    if m.kind == "any":
+        clauses = []
+        for child in m.children:
+            req = _requirements(child)
+            if not req:
+                return []
+            clauses.append(min(req, key=len))
+        return [frozenset().union(*clauses)]
+    return []
 
 
 def _triggers(m: CompiledMatch) -> frozenset[str] | None:
@@ -343,10 +394,11 @@ def load_ruleset(rules_dir: Path | None = None, *, collect_errors: bool = False)
                     priority=rule.priority if rule.priority is not None else d.priority,
                     actions=frozenset((over and over.actions) or rule.actions or d.actions),
                     notify=dict((over and over.notify) or rule.notify or d.notify),
-                    scope=rule.scope or d.scope,
+                    scope=_effective_scope(rule.scope or d.scope),
                     allow=frozenset(x.lower() for x in (rule.exceptions.allow if rule.exceptions else [])),
                     exempt_roles=frozenset(rule.exceptions.roles if rule.exceptions else []),
                     triggers=_triggers(m),
+                    requirements=tuple(dict.fromkeys(_requirements(m))),
                 )
             )
     issues.extend(b.issues)

@@ -21,7 +21,7 @@ class PhraseIndex:
     def __init__(self) -> None:
         self._entries: dict[str, dict[str, list[tuple[str, bool]]]] = {}  # group -> phrase -> owners
         self._automata: dict[str, ahocorasick.Automaton] = {}
-        self._trigger_automata: dict[str, ahocorasick.Automaton] = {}
+        self._trigger_automaton: ahocorasick.Automaton | None = None
         self.lists: dict[str, list[str]] = {}
 
     def add(self, list_id: str, phrases: list[str], group: str = "") -> None:
@@ -39,30 +39,37 @@ class PhraseIndex:
         return tuple(self._automata)
 
     def compile(self, is_trigger=lambda list_id: True) -> None:
-        """Build the automata: all lists, and only the lists `is_trigger` accepts (the first pass)."""
+        """Build the automata: all lists per group, and one automaton of the trigger lists of every
+        group (the first pass, which most messages end with; its few hits are filtered by group)."""
         for group, entries in self._entries.items():
-            for target, keep in ((self._automata, lambda _: True), (self._trigger_automata, is_trigger)):
-                automaton = ahocorasick.Automaton()
-                for key, owners in entries.items():
-                    kept = tuple(o for o in owners if keep(o[0]))
-                    if kept:
-                        automaton.add_word(key, (len(key), kept))
-                if len(automaton):
-                    automaton.make_automaton()
-                    target[group] = automaton
+            automaton = _automaton({k: (len(k), tuple(o)) for k, o in entries.items()})
+            if automaton is not None:
+                self._automata[group] = automaton
+        merged: dict[str, tuple[int, tuple]] = {}
+        for group, entries in self._entries.items():
+            for key, owners in entries.items():
+                kept = tuple((group, list_id, prefix) for list_id, prefix in owners if is_trigger(list_id))
+                if kept:
+                    merged[key] = (len(key), merged.get(key, (0, ()))[1] + kept)
+        self._trigger_automaton = _automaton(merged)
 
     def find(self, text: str, groups: tuple[str, ...], triggers_only: bool = False) -> dict[str, list[tuple[int, int]]]:
         """Return list id -> folded spans of the groups' phrases found in `text` on word boundaries."""
         out: dict[str, list[tuple[int, int]]] = {}
-        automata = self._trigger_automata if triggers_only else self._automata
+        if triggers_only:
+            if self._trigger_automaton is not None:
+                wanted = set(groups)
+                self._scan(self._trigger_automaton, text, out, wanted)
+            return out
         for group in groups:
-            automaton = automata.get(group)
+            automaton = self._automata.get(group)
             if automaton is not None:
                 self._scan(automaton, text, out)
         return out
 
     @staticmethod
-    def _scan(automaton: ahocorasick.Automaton, text: str, out: dict[str, list[tuple[int, int]]]) -> None:
+    def _scan(automaton: ahocorasick.Automaton, text: str, out: dict[str, list[tuple[int, int]]],
+              groups: set[str] | None = None) -> None:
         n = len(text)
         for end, (length, owners) in automaton.iter(text):
             start = end - length + 1
@@ -70,6 +77,8 @@ class PhraseIndex:
                 continue
             after = end + 1
             whole = after >= n or not text[after].isalnum()
+            if groups is not None:
+                owners = [(list_id, prefix) for group, list_id, prefix in owners if group in groups]
             for list_id, prefix in owners:
                 if whole:
                     out.setdefault(list_id, []).append((start, after))
@@ -78,3 +87,13 @@ class PhraseIndex:
                     while stop < n and text[stop].isalnum():
                         stop += 1
                     out.setdefault(list_id, []).append((start, stop))
+
+
+def _automaton(words: dict[str, tuple]) -> ahocorasick.Automaton | None:
+    if not words:
+        return None
+    automaton = ahocorasick.Automaton()
+    for key, value in words.items():
+        automaton.add_word(key, value)
+    automaton.make_automaton()
+    return automaton
