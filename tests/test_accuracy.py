@@ -25,10 +25,10 @@ FLOORS = {
     "drugs": (0.98, 0.98),
     "evasion": (0.0, 0.95),
     "drug_mention": (0.98, 0.98),
-    "prescription_advice": (0.75, 0.45),
-    "adverse_event": (0.70, 0.78),
-    "special_situation": (0.75, 0.60),
-    "medical_inquiry": (0.90, 0.58),
+    "prescription_advice": (0.78, 0.70),
+    "adverse_event": (0.72, 0.87),
+    "special_situation": (0.75, 0.82),
+    "medical_inquiry": (0.95, 0.80),
 }
 
 

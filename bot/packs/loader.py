@@ -1,32 +1,69 @@
 """Read YAML rule files safely and turn every problem into a located `RuleIssue`.
 
 Safety first: files over `MAX_BYTES`, YAML aliases (the "billion laughs" bomb) and nesting
-deeper than `MAX_DEPTH` are refused from the event stream before any object is built; the
-round-trip loader never constructs arbitrary Python objects.  Then pydantic validates, and each
-error's `loc` path is walked back through ruamel's line/column marks to the offending key.
+deeper than `MAX_DEPTH` are refused from the event stream before any object is built, and only
+a safe loader ever builds objects.  Then pydantic validates, and each error's `loc` path is
+walked back through ruamel's round-trip line/column marks to the offending key.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
-from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent
 
 from .errors import Location, RuleFileError, RuleIssue
 
 MAX_BYTES = 2_000_000
 MAX_DEPTH = 40
 M = TypeVar("M", bound=BaseModel)
+_YAML11_TAGS = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp"}
 
 
-def read_yaml(path: Path) -> Any:
-    """Parse one YAML file or raise RuleFileError with its location."""
+class _Loader(yaml.CSafeLoader):
+    """libyaml's safe loader with YAML 1.2 scalars, as ruamel reads them: `no`, `on` and `off`
+    stay strings (the negation list has "no"), dates stay strings, `1:30` is not sexagesimal."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in _YAML11_TAGS]
+    for first, resolvers in yaml.CSafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), list("-+0123456789"))
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)
+
+
+class YamlFile:
+    """One parsed rule file: the plain data for validation, and its round-trip tree on demand.
+
+    libyaml (C) parses every file quickly; ruamel's round-trip tree, which knows the line and
+    column of every key, is built only when an error has to be located.
+    """
+
+    def __init__(self, path: Path, text: str, data: Any) -> None:
+        self.path, self.text, self.data = path, text, data
+        self._tree: Any = None
+
+    @property
+    def tree(self) -> Any:
+        if self._tree is None:
+            self._tree = YAML(typ="rt").load(self.text)
+        return self._tree
+
+
+def read_yaml(path: Path) -> YamlFile:
+    """Parse one YAML file safely or raise RuleFileError with its location."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -41,17 +78,16 @@ def read_yaml(path: Path) -> Any:
         raise RuleFileError(
             [RuleIssue(Location(path), f"not UTF-8 at byte {exc.start}", "save the file as UTF-8")]
         ) from exc
-    yaml = YAML(typ="rt")
     try:
         depth = 0
-        for event in yaml.parse(text):
-            if isinstance(event, AliasEvent):
+        for event in yaml.parse(text, Loader=_Loader):  # events first: nothing is built yet
+            if isinstance(event, yaml.AliasEvent):
                 mark = event.start_mark
                 raise RuleFileError(
                     [RuleIssue(Location(path, mark.line + 1, mark.column + 1), "YAML aliases (*name) are not allowed",
                                "write the value out in full")]
                 )
-            if isinstance(event, CollectionStartEvent):
+            if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_DEPTH:
                     mark = event.start_mark
@@ -59,18 +95,16 @@ def read_yaml(path: Path) -> Any:
                         [RuleIssue(Location(path, mark.line + 1, mark.column + 1),
                                    f"nesting deeper than {MAX_DEPTH} levels", "flatten the structure")]
                     )
-            elif isinstance(event, CollectionEndEvent):
+            elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
-        return yaml.load(text)
-    except MarkedYAMLError as exc:
+        return YamlFile(path, text, yaml.load(text, Loader=_Loader))  # noqa: S506 - a safe loader
+    except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         raise RuleFileError(
             [RuleIssue(Location(path, line, col), f"invalid YAML: {exc.problem or exc.context}",
                        "check indentation, colons and quotes on this line")]
         ) from exc
-    except RecursionError as exc:  # pragma: no cover - guarded by MAX_DEPTH above
-        raise RuleFileError([RuleIssue(Location(path), "structure too deep")]) from exc
 
 
 def _locate(doc: Any, loc: tuple, path: Path) -> tuple[Location, Any, Any]:
@@ -141,20 +175,33 @@ def _inner_model(annotation: Any) -> Any:
     return None
 
 
-def load_model(path: Path, model: type[M], key: str | None = None) -> tuple[M, Any]:
+def load_model(path: Path, model: type[M], key: str | None = None) -> tuple[M, "LocatedNode"]:
     """Read `path` and validate it (or its top-level `key`) as `model`; raise located errors."""
-    doc = read_yaml(path)
-    if not isinstance(doc, CommentedMap):
+    f = read_yaml(path)
+    if not isinstance(f.data, dict):
         raise RuleFileError([RuleIssue(Location(path, 1, 1), "expected a mapping at the top of the file")])
-    target = doc
+    data = f.data
     if key is not None:
-        if key not in doc:
+        if key not in data:
             raise RuleFileError([RuleIssue(Location(path, 1, 1), f"missing top-level key {key!r}")])
-        target = doc[key]
+        data = data[key]
+    node = LocatedNode(f, key)
     try:
-        return model.model_validate(_plain(target)), target
+        return model.model_validate(_plain(data)), node
     except ValidationError as exc:
-        raise RuleFileError(_issues_from(exc, target, path, model)) from None
+        raise RuleFileError(_issues_from(exc, node.tree, path, model)) from None
+
+
+class LocatedNode:
+    """A validated part of a file whose positions can still be asked for (see `line_of`)."""
+
+    def __init__(self, file: YamlFile, key: str | None) -> None:
+        self.file, self.key = file, key
+
+    @property
+    def tree(self) -> Any:
+        tree = self.file.tree
+        return tree[self.key] if self.key is not None else tree
 
 
 def _plain(node: Any) -> Any:
@@ -167,7 +214,7 @@ def _plain(node: Any) -> Any:
 
 def line_of(doc: Any, *loc: Any) -> tuple[int, int]:
     """The (line, column) of a nested key or item, for errors found after validation."""
-    location, _, _ = _locate(doc, loc, Path("."))
+    location, _, _ = _locate(doc.tree if isinstance(doc, LocatedNode) else doc, loc, Path("."))
     return location.line, location.column
 
 
