@@ -17,18 +17,22 @@ MIN_ZIPF = 2.0
 
 
 def common_words(languages: tuple[str, ...] = LANGUAGES, min_zipf: float = MIN_ZIPF) -> dict[str, float]:
-    from wordfreq import get_frequency_dict
+    """Word -> highest zipf value over `languages`, for words from `min_zipf` up.
+
+    wordfreq's frequency list is bucketed by centibel (bucket i holds the words of frequency
+    10^(-i/100)), so reading buckets down to the floor avoids building its whole dictionary.
+    """
+    from wordfreq import get_frequency_list
 
     from .normalize import fold
 
-    floor = 10 ** (min_zipf - 9)
+    last_bucket = round((9 - min_zipf) * 100)
     out: dict[str, float] = {}
     for lang in languages:
-        for word, freq in get_frequency_dict(lang).items():
-            if freq < floor:
-                continue
-            w = fold(word)
-            zipf = round(math.log10(freq) + 9, 2)
-            if zipf > out.get(w, 0.0):
-                out[w] = zipf
+        for i, bucket in enumerate(get_frequency_list(lang)[: last_bucket + 1]):
+            zipf = round(9 - i / 100, 2)
+            for word in bucket:
+                w = word if word.isascii() and word.isalpha() else fold(word)
+                if zipf > out.get(w, 0.0):
+                    out[w] = zipf
     return out

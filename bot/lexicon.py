@@ -21,7 +21,7 @@ import csv
 import pickle
 import re
 from dataclasses import dataclass, field
-from importlib import resources
+import importlib.util
 from pathlib import Path
 
 from .normalize import fold
@@ -29,8 +29,13 @@ from .normalize import fold
 _TOKEN = re.compile(r"[^\W_]+")
 
 
+_PLAIN = re.compile(r"[a-z]+(?: [a-z]+)*")
+
+
 def key_of(name: str) -> str:
     """The lookup key of a name: folded, punctuation dropped, tokens joined by one space."""
+    if _PLAIN.fullmatch(name):
+        return name  # already lowercase ASCII words: most of the 110,000 names
     return " ".join(_TOKEN.findall(fold(name)))
 
 
@@ -62,7 +67,12 @@ class LexiconData:
 
 def _dner_dictionary() -> dict:
     """Load the package's bundled dictionary without importing its module (which does network set-up)."""
-    path = resources.files("drug_named_entity_recognition").joinpath("drug_ner_dictionary.pkl.bz2")
+    # find_spec locates the package without running its __init__, which would load the same
+    # dictionary a second time and set up its network helpers.
+    spec = importlib.util.find_spec("drug_named_entity_recognition")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("drug-named-entity-recognition is not installed: pip install drug-named-entity-recognition")
+    path = Path(spec.submodule_search_locations[0]) / "drug_ner_dictionary.pkl.bz2"
     with path.open("rb") as raw, bz2.open(raw, "rb") as f:
         return pickle.load(f)  # noqa: S301 - a data file inside an installed dependency
 
