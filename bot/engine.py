@@ -248,7 +248,7 @@ def screen(msg: Message, rs: RuleSet) -> Verdict:
             continue
         ctx.named.append((h.start, h.end))
         for c in h.canonicals:
-            drugs.append(DrugFound(canonical=c, surface=surface, span=span, matched=h.key, how=h.how))
+            drugs.append(DrugFound.model_construct(canonical=c, surface=surface, span=span, matched=h.key, how=h.how))
 
     ctx.implied = list(ctx.terms("implied_drug"))
     if msg.reply_to and msg.reply_to.text:
@@ -256,7 +256,7 @@ def screen(msg: Message, rs: RuleSet) -> Verdict:
         for h in parent_hits:
             if not h.ambiguous:
                 for c in h.canonicals:
-                    drugs.append(DrugFound(canonical=c, surface=h.key, span=(0, 0), matched=h.key, how="thread"))
+                    drugs.append(DrugFound.model_construct(canonical=c, surface=h.key, span=(0, 0), matched=h.key, how="thread"))
         if any(not h.ambiguous for h in parent_hits):
             ctx.implied.append(ANYWHERE)
 
@@ -273,7 +273,7 @@ def screen(msg: Message, rs: RuleSet) -> Verdict:
         ctx.lists = rs.phrases.find(text, groups)
         ctx.reset_terms()
         present = _present(ctx, text)
-        candidates = [r for r in candidates if all(not c.isdisjoint(present) for c in r.requirements)]
+        candidates = [r for r in candidates if not any(map(present.isdisjoint, r.requirements))]
 
     hits: list[Hit] = []
     fired: list[CompiledRule] = []
@@ -307,7 +307,8 @@ def _hits_for(rule: CompiledRule, spans, norm: Normalized, msg: Message, drugs: 
     except (KeyError, IndexError, ValueError):
         explanation = template
     return [
-        Hit(
+        # Values built here from validated rules and the message itself: no need to validate again.
+        Hit.model_construct(
             rule=rule.rule.id,
             category=rule.rule.category,
             severity=Severity(rule.severity),
@@ -345,7 +346,7 @@ def _merge(msg, rs, fired, hits, drugs, notes, ctx: _Context, lang) -> Verdict:
     ae = None
     if any(r.rule.category in (Category.ADVERSE_EVENT, Category.SPECIAL_SITUATION) for r in active):
         ae = _adverse_event(msg, ctx, drugs)
-    return Verdict(
+    return Verdict.model_construct(  # every part is already a validated model
         action=action,
         hits=tuple(hits),
         drugs=tuple(drugs),
