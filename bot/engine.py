@@ -190,7 +190,14 @@ def guess_language(words: set[str], rs: RuleSet) -> str | None:
     return winners[0] if len(winners) == 1 else None
 
 
+_STRENGTH_AFTER = re.compile(r"\s{0,2}\d")
+
+
 def _has_context(hit: NameHit, ctx: _Context, others: list[NameHit]) -> bool:
+    """Medicine context near an ambiguous name: a strength after it ("ASS 500", "Allegra 180"),
+    a medicine word or a dose within a few words, or another, unambiguous medicine."""
+    if _STRENGTH_AFTER.match(ctx.norm.text, hit.end):
+        return True
     w = ctx.word(hit.start)
     for s, _ in ctx.terms("drug_context"):
         if abs(ctx.word(s) - w) <= CONTEXT_WINDOW:
