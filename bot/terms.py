@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ahocorasick
 
+MAX_GAP = 3  # words allowed between the parts of a "doet ... niks meer" phrase
+
 from .normalize import fold
 
 
@@ -22,17 +24,51 @@ class PhraseIndex:
         self._entries: dict[str, dict[str, list[tuple[str, bool]]]] = {}  # group -> phrase -> owners
         self._automata: dict[str, ahocorasick.Automaton] = {}
         self._trigger_automaton: ahocorasick.Automaton | None = None
+        self._gapped: dict[str, list[tuple[str, int]]] = {}  # list id -> (part prefix, part count)
         self.lists: dict[str, list[str]] = {}
 
     def add(self, list_id: str, phrases: list[str], group: str = "") -> None:
-        """Add a list; `group` is its language, or "" for phrases that apply in every language."""
+        """Add a list; `group` is its language, or "" for phrases that apply in every language.
+
+        A phrase with `...` between parts ("doet ... niks meer") matches its parts in order with
+        up to `MAX_GAP` words between them, since people put adverbs anywhere.
+        """
         self.lists[list_id] = phrases
         entries = self._entries.setdefault(group, {})
         for phrase in phrases:
-            prefix = phrase.endswith("*")
-            key = fold(phrase.rstrip("*"))
-            if key:
-                entries.setdefault(key, []).append((list_id, prefix))
+            if "..." in phrase:
+                parts = [p.strip() for p in phrase.split("...")]
+                gap_id = f"{list_id}#{len(self._gapped.get(list_id, ()))}"
+                self._gapped.setdefault(list_id, []).append((gap_id, len(parts)))
+                for i, part in enumerate(parts):
+                    self._add_phrase(entries, f"{gap_id}:{i}", part)
+            else:
+                self._add_phrase(entries, list_id, phrase)
+
+    @staticmethod
+    def _add_phrase(entries: dict, list_id: str, phrase: str) -> None:
+        prefix = phrase.endswith("*")
+        key = fold(phrase.rstrip("*"))
+        if key:
+            entries.setdefault(key, []).append((list_id, prefix))
+
+    def _assemble_gapped(self, text: str, out: dict[str, list[tuple[int, int]]]) -> None:
+        """Chain the parts of `...` phrases found in order, close enough, into hits of their list."""
+        for list_id, gaps in self._gapped.items():
+            for gap_id, n in gaps:
+                chains = out.pop(f"{gap_id}:0", None)
+                parts = [out.pop(f"{gap_id}:{i}", None) for i in range(1, n)]
+                if not chains or not all(parts):
+                    continue
+                for spans in parts:
+                    chains = [
+                        (start, e)
+                        for start, end in chains
+                        for s, e in spans
+                        if s >= end and len(text[end:s].split()) <= MAX_GAP
+                    ]
+                if chains:
+                    out.setdefault(list_id, []).extend(dict.fromkeys(chains))
 
     @property
     def groups(self) -> tuple[str, ...]:
@@ -48,7 +84,9 @@ class PhraseIndex:
         merged: dict[str, tuple[int, tuple]] = {}
         for group, entries in self._entries.items():
             for key, owners in entries.items():
-                kept = tuple((group, list_id, prefix) for list_id, prefix in owners if is_trigger(list_id))
+                kept = tuple(
+                    (group, list_id, prefix) for list_id, prefix in owners if is_trigger(list_id.split("#", 1)[0])
+                )
                 if kept:
                     merged[key] = (len(key), merged.get(key, (0, ()))[1] + kept)
         self._trigger_automaton = _automaton(merged)
@@ -58,13 +96,14 @@ class PhraseIndex:
         out: dict[str, list[tuple[int, int]]] = {}
         if triggers_only:
             if self._trigger_automaton is not None:
-                wanted = set(groups)
-                self._scan(self._trigger_automaton, text, out, wanted)
-            return out
-        for group in groups:
-            automaton = self._automata.get(group)
-            if automaton is not None:
-                self._scan(automaton, text, out)
+                self._scan(self._trigger_automaton, text, out, set(groups))
+        else:
+            for group in groups:
+                automaton = self._automata.get(group)
+                if automaton is not None:
+                    self._scan(automaton, text, out)
+        if self._gapped and out:
+            self._assemble_gapped(text, out)
         return out
 
     @staticmethod

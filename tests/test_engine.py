@@ -73,3 +73,20 @@ def test_merge_is_order_independent(rules):
     a = screen(Message(text="just take 2 of my mum's oxycodone, it gives me a buzz"), rules)
     b = screen(Message(text="just take 2 of my mum's oxycodone, it gives me a buzz"), rules)
     assert a == b  # verdicts are values
+
+
+@pytest.mark.parametrize(
+    "text, lang",
+    [
+        ("sumatriptan doet echt helemaal niks meer bij mij", "nl"),   # words inside the phrase
+        ("Maxalt macht jetzt einfach gar nix mehr", "de"),
+        ("my ozempic doesn't really work anymore", "en"),
+    ],
+)
+def test_phrases_with_a_gap_allow_words_inside(rules, text, lang):
+    assert "lack_of_efficacy" in screen(Message(text=text, language=lang), rules).special_situations
+
+
+def test_gapped_phrase_parts_must_be_close(rules):
+    text = "sumatriptan doet het goed, ik heb nu veel minder aanvallen en niks meer last"
+    assert "lack_of_efficacy" not in screen(Message(text=text, language="nl"), rules).special_situations
