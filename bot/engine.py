@@ -88,12 +88,15 @@ class _Context:
         return got
 
     def guarded(self, span: tuple[int, int], guards) -> bool:
-        """True when a cue of a guard's lists stands up to its `within` words before `span`."""
-        w = self.word(span[0])
-        for names, within in guards:
+        """True when a cue of a guard's lists stands within its reach: `reach` words before the
+        span when negative, after it when positive."""
+        first, last = self.word(span[0]), self.word(max(span[1] - 1, span[0]))
+        for names, reach in guards:
             for name in names:
-                if any(w - within <= self.word(s) < w for s, _ in self.terms(name)):
-                    return True
+                for s, _ in self.terms(name):
+                    w = self.word(s)
+                    if (reach < 0 and first + reach <= w < first) or (reach > 0 and last < w <= last + reach):
+                        return True
         return False
 
 

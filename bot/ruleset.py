@@ -46,7 +46,7 @@ class CompiledMatch:
     key: str = ""  # drugs:<mode> | terms:<name> | phrases:<id> | regex:<n> | question
     names: tuple[str, ...] = ()
     within: int = 0
-    guards: tuple[tuple[tuple[str, ...], int], ...] = ()  # (term lists, words before)
+    guards: tuple[tuple[tuple[str, ...], int], ...] = ()  # (term lists, words: < 0 before, > 0 after)
     regex: object = None
 
 
@@ -121,10 +121,11 @@ class _Builder:
 
     def compile_match(self, m: Match, rule_id: str, loc: Location, doc, path: tuple) -> CompiledMatch:
         compiled = self._compile_kind(m, rule_id, loc, doc, path)
-        guards = [((("negation",), 3))] if m.negation else []
-        for i, g in enumerate(m.unless_after):
-            self._check_terms(g.names, rule_id, loc, doc, (*path, "unless_after", i))
-            guards.append((g.names, g.within))
+        guards = [(("negation",), -3)] if m.negation else []
+        for key, sign in (("unless_preceded_by", -1), ("unless_followed_by", 1)):
+            for i, g in enumerate(getattr(m, key)):
+                self._check_terms(g.names, rule_id, loc, doc, (*path, key, i))
+                guards.append((g.names, sign * g.within))
         compiled.guards = tuple(guards)
         return compiled
 

@@ -51,7 +51,7 @@ class Near(_Strict):
 
 
 class Guard(_Strict):
-    """Drop a hit when a cue from these term lists stands up to `within` words before it."""
+    """Drop a hit when a cue from these term lists stands up to `within` words before (or after) it."""
 
     terms: str | list[str]
     within: int = Field(3, ge=1, le=20)
@@ -69,8 +69,9 @@ class Match(_Strict):
     regex: an RE2 pattern (linear time) on the folded text.  all / any / not / near: combinators.
     question: the message asks something (a "?" or a question opener of its language).
     negation: drop hits with a negation cue ("no", "pas de", "kein") up to 3 words before.
-    unless_after: drop hits preceded by other cues, e.g. an indication ("for my anxiety") or a
-    condition ("if you get nauseous"); `negation: true` is `unless_after: [{terms: negation}]`.
+    unless_preceded_by: drop hits preceded by other cues, e.g. an indication ("for my anxiety") or
+    a condition ("if you get nauseous"); `negation: true` is `unless_preceded_by: [{terms: negation}]`.
+    unless_followed_by: drop hits followed by cues, e.g. an improvement ("the eczema is so much better").
     """
 
     drugs: Literal["named", "implied", "any"] | None = None
@@ -83,7 +84,8 @@ class Match(_Strict):
     near: Near | None = None
     question: bool | None = None
     negation: bool = False
-    unless_after: list[Guard] = []
+    unless_preceded_by: list[Guard] = []
+    unless_followed_by: list[Guard] = []
 
     @model_validator(mode="after")
     def _one_kind(self) -> "Match":
