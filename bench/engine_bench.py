@@ -6,7 +6,7 @@ traffic names no medicine, so the mix adds benign chatter in that proportion), s
 full default rule set, then runs `find_drugs` of drug-named-entity-recognition (the baseline) on
 the same messages in the same run and prints the ratios.
 
-    python bench/engine_bench.py [--messages 10000] [--baseline-sample 2000]
+    python bench/engine_bench.py [--messages 10000] [--repeat 5] [--baseline-sample 2000]
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ def startup_seconds() -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=10_000)
+    ap.add_argument("--repeat", type=int, default=5, help="timed passes over the messages")
     ap.add_argument("--baseline-sample", type=int, default=2_000,
                     help="messages given to the (slow) fuzzy baseline; its rate is extrapolated")
     args = ap.parse_args()
@@ -69,19 +70,23 @@ def main() -> None:
     for m in messages[:200]:
         screen(m, rs)  # warm the fold table and caches
     lat = []
-    held = 0
-    t0 = time.perf_counter()
-    for m in messages:
+    rates = []
+    held = sum(screen(m, rs).held for m in messages)
+    for _ in range(args.repeat):  # a shared 2-core VM is noisy: report the median pass
+        t0 = time.perf_counter()
+        for m in messages:
+            screen(m, rs)
+        rates.append(len(messages) / (time.perf_counter() - t0))
+    for m in messages:  # latency in a separate pass, so its timer calls do not slow the throughput pass
         s = time.perf_counter()
-        v = screen(m, rs)
+        screen(m, rs)
         lat.append(time.perf_counter() - s)
-        held += v.held
-    total = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     lat.sort()
-    rate = len(messages) / total
+    rate = statistics.median(rates)
     print(f"pharmamod engine, {len(messages):,} messages ({held / len(messages):.0%} held), 1 process:")
-    print(f"  throughput      {rate:12,.0f} messages/s")
+    print(f"  throughput      {rate:12,.0f} messages/s (median of {args.repeat} passes; "
+          f"min {min(rates):,.0f}, max {max(rates):,.0f})")
     print(f"  latency p50     {lat[len(lat) // 2] * 1e3:12.3f} ms")
     print(f"  latency p99     {lat[int(len(lat) * 0.99)] * 1e3:12.3f} ms")
     print(f"  latency max     {lat[-1] * 1e3:12.3f} ms")

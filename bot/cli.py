@@ -168,21 +168,25 @@ def _write(out, line: dict, summary) -> None:
 @main.command("eval")
 @click.argument("labelled", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--misses/--no-misses", default=True, help="List the lines the rules got wrong.")
+@click.option("--only", type=click.Choice(["odd", "even"]),
+              help="Score only lines whose id ends in an odd or even number (tests/corpus: odd = tuning "
+                   "half, even = held-out half); the others still give replies their parent.")
 @rules_option
-def eval_cmd(labelled: tuple[Path, ...], misses: bool, rules_dir: Path | None) -> None:
+def eval_cmd(labelled: tuple[Path, ...], misses: bool, only: str | None, rules_dir: Path | None) -> None:
     """Precision, recall and F1 per category and for drug names against labelled JSONL.
 
-    Example: pharmamod eval tests/corpus/
+    Example: pharmamod eval tests/corpus/ --only even
     """
-    from .evaluate import evaluate, load_labelled
+    from .evaluate import evaluate, id_parity, load_labelled
 
     rs = _load(rules_dir)
     try:
         lines = load_labelled(list(labelled))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    ev = evaluate(lines, rs)
-    click.echo(f"{ev.lines} labelled lines")
+    select = None if only is None else (lambda obj: id_parity(obj) == only)
+    ev = evaluate(lines, rs, select)
+    click.echo(f"{ev.lines} labelled lines" + (f" ({only} ids)" if only else ""))
     click.echo(f"{'':22}{'precision':>10}{'recall':>10}{'F1':>8}{'tp':>6}{'fp':>6}{'fn':>6}")
     for name, s in ev.scores.items():
         label = "drug names" if name == "drugs" else ("evasion (drug names)" if name == "evasion" else name)

@@ -258,7 +258,7 @@ def screen(msg: Message, rs: RuleSet) -> Verdict:
             continue
         ctx.named.append((h.start, h.end))
         for c in h.canonicals:
-            drugs.append(DrugFound.model_construct(canonical=c, surface=surface, span=span, matched=h.key, how=h.how))
+            drugs.append(DrugFound.trusted(canonical=c, surface=surface, span=span, matched=h.key, how=h.how))
 
     ctx.implied = list(ctx.terms("implied_drug"))
     if msg.reply_to and msg.reply_to.text:
@@ -266,7 +266,7 @@ def screen(msg: Message, rs: RuleSet) -> Verdict:
         for h in parent_hits:
             if not h.ambiguous:
                 for c in h.canonicals:
-                    drugs.append(DrugFound.model_construct(canonical=c, surface=h.key, span=(0, 0), matched=h.key, how="thread"))
+                    drugs.append(DrugFound.trusted(canonical=c, surface=h.key, span=(0, 0), matched=h.key, how="thread"))
         if any(not h.ambiguous for h in parent_hits):
             ctx.implied.append(ANYWHERE)
 
@@ -318,7 +318,7 @@ def _hits_for(rule: CompiledRule, spans, norm: Normalized, msg: Message, drugs: 
         explanation = template
     return [
         # Values built here from validated rules and the message itself: no need to validate again.
-        Hit.model_construct(
+        Hit.trusted(
             rule=rule.rule.id,
             category=rule.rule.category,
             severity=Severity(rule.severity),
@@ -356,7 +356,7 @@ def _merge(msg, rs, fired, hits, drugs, notes, ctx: _Context, lang) -> Verdict:
     ae = None
     if any(r.rule.category in (Category.ADVERSE_EVENT, Category.SPECIAL_SITUATION) for r in active):
         ae = _adverse_event(msg, ctx, drugs)
-    return Verdict.model_construct(  # every part is already a validated model
+    return Verdict.trusted(  # every part is already a validated model
         action=action,
         hits=tuple(hits),
         drugs=tuple(drugs),

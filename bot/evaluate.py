@@ -88,6 +88,16 @@ def evaluate(lines: list[dict], rs: RuleSet, select: Callable[[dict], bool] | No
     return ev
 
 
+def id_parity(obj: dict) -> str | None:
+    """'odd' or 'even' for an id that ends in a number ("en-017" is odd), else None."""
+    digits = ""
+    for ch in reversed(str(obj.get("id", ""))):
+        if not ch.isdigit():
+            break
+        digits = ch + digits
+    return None if not digits else ("odd" if int(digits) % 2 else "even")
+
+
 def _count(score: Score, gold: set, got: set) -> None:
     score.tp += len(gold & got)
     score.fp += len(got - gold)

@@ -25,6 +25,7 @@ class PhraseIndex:
         self._automata: dict[str, ahocorasick.Automaton] = {}
         self._trigger_automaton: ahocorasick.Automaton | None = None
         self._gapped: dict[str, list[tuple[str, int]]] = {}  # list id -> (part prefix, part count)
+        self._gap_owner: dict[str, tuple[str, int]] = {}  # part prefix -> (list id, part count)
         self.lists: dict[str, list[str]] = {}
 
     def add(self, list_id: str, phrases: list[str], group: str = "") -> None:
@@ -40,6 +41,7 @@ class PhraseIndex:
                 parts = [p.strip() for p in phrase.split("...")]
                 gap_id = f"{list_id}#{len(self._gapped.get(list_id, ()))}"
                 self._gapped.setdefault(list_id, []).append((gap_id, len(parts)))
+                self._gap_owner[gap_id] = (list_id, len(parts))
                 for i, part in enumerate(parts):
                     self._add_phrase(entries, f"{gap_id}:{i}", part)
             else:
@@ -54,21 +56,29 @@ class PhraseIndex:
 
     def _assemble_gapped(self, text: str, out: dict[str, list[tuple[int, int]]]) -> None:
         """Chain the parts of `...` phrases found in order, close enough, into hits of their list."""
-        for list_id, gaps in self._gapped.items():
-            for gap_id, n in gaps:
-                chains = out.pop(f"{gap_id}:0", None)
-                parts = [out.pop(f"{gap_id}:{i}", None) for i in range(1, n)]
-                if not chains or not all(parts):
-                    continue
-                for spans in parts:
-                    chains = [
-                        (start, e)
-                        for start, end in chains
-                        for s, e in spans
-                        if s >= end and len(text[end:s].split()) <= MAX_GAP
-                    ]
-                if chains:
-                    out.setdefault(list_id, []).extend(dict.fromkeys(chains))
+        parts_found = [k for k in out if "#" in k]
+        if not parts_found:
+            return
+        found = {k: out.pop(k) for k in parts_found}
+        for key in parts_found:
+            if not key.endswith(":0"):
+                continue
+            gap_id = key[:-2]
+            list_id, n = self._gap_owner[gap_id]
+            chains = found[key]
+            for i in range(1, n):
+                spans = found.get(f"{gap_id}:{i}")
+                if not spans:
+                    chains = []
+                    break
+                chains = [
+                    (start, e)
+                    for start, end in chains
+                    for s, e in spans
+                    if s >= end and len(text[end:s].split()) <= MAX_GAP
+                ]
+            if chains:
+                out.setdefault(list_id, []).extend(dict.fromkeys(chains))
 
     @property
     def groups(self) -> tuple[str, ...]:

@@ -25,9 +25,9 @@ FLOORS = {
     "drugs": (0.98, 0.98),
     "evasion": (0.0, 0.95),
     "drug_mention": (0.98, 0.98),
-    "prescription_advice": (0.78, 0.70),
-    "adverse_event": (0.72, 0.87),
-    "special_situation": (0.75, 0.82),
+    "prescription_advice": (0.90, 0.78),
+    "adverse_event": (0.80, 0.93),
+    "special_situation": (0.80, 0.89),
     "medical_inquiry": (0.95, 0.80),
 }
 
@@ -41,8 +41,8 @@ def test_accuracy_does_not_regress(rules):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue #2 targets for prescription_advice, adverse_event, special_situation and "
-    "medical_inquiry are not met yet (README, Accuracy); strict, so it fails loudly once they are",
+    reason="issue #2 target adverse_event recall >= 0.95 is not met yet (0.942, README, Accuracy); "
+    "strict, so it fails loudly once it is",
 )
 def test_accuracy_targets(rules):
     ev = evaluate(load_labelled([CORPUS]), rules)

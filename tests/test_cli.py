@@ -87,3 +87,8 @@ def test_rules_lint_fails_with_located_errors(tmp_path):
 def test_eval_prints_scores_and_misses():
     r = run("eval", str(ROOT / "tests" / "corpus" / "en.jsonl"))
     assert r.exit_code == 0 and "adverse_event" in r.output and "drug names" in r.output
+
+
+def test_eval_can_score_one_half_of_the_corpus():
+    r = run("eval", str(ROOT / "tests" / "corpus"), "--only", "even", "--no-misses")
+    assert r.exit_code == 0 and r.output.startswith("300 labelled lines (even ids)")
