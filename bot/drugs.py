@@ -141,8 +141,8 @@ class DrugIndex:
             return word, "exact"
         return self._fuzzy(word)
 
-    def find(self, norm: Normalized) -> tuple[list[NameHit], list[str]]:
-        """Return the names found and the folded words of the text (reused by the engine).
+    def find(self, norm: Normalized) -> tuple[list[NameHit], set[str]]:
+        """Return the names found and the set of folded words of the text (reused by the engine).
 
         Set operations in C decide first whether any word can start a name or is rare enough
         to be a misspelling; most messages stop there without a Python loop over their words.
@@ -160,7 +160,7 @@ class DrugIndex:
             and _JOINABLE.search(original) is not None
         )
         if not starts and not rare and not joinable:
-            return [], words
+            return [], unique
         found: list[tuple[int, int, str, str]] = []  # (first word, word count, key, how)
         exact, prefixes, never = self.exact, self.prefixes, self.never
         rare_set = set(rare)
@@ -189,7 +189,7 @@ class DrugIndex:
                     found.append((i, 1, fuzzy[0], fuzzy[1]))
             i += 1
         if not found and not joinable:
-            return [], words
+            return [], unique
         spans = [m.span() for m in TOKEN.finditer(text)]  # positions only once something matched
         hits = [
             NameHit(spans[i][0], spans[i + k - 1][1], key, exact[key], how, key in self.ambiguous)
@@ -200,7 +200,7 @@ class DrugIndex:
             if joined:
                 hits = [h for h in hits if not any(j.start <= h.start and h.end <= j.end for j in joined)]
                 hits.extend(joined)
-        return hits, words
+        return hits, unique
 
     def _joined(self, norm: Normalized, spans, words, found: list[NameHit]) -> list[NameHit]:
         """Join runs of pieces split by separators ("oz.em.pic", "met-for-min", "o z e m p i c").

@@ -214,9 +214,12 @@ def _has_context(hit: NameHit, ctx: _Context, others: list[NameHit]) -> bool:
     return False
 
 
-def _present(ctx: _Context, text: str) -> set[str]:
-    """The trigger keys this message has: drugs, regexes, question, and the phrase lists found."""
-    ctx.question = "?" in text or any(ctx.word(s) == 0 for s, _ in ctx.terms("question_opener"))
+def _present(ctx: _Context, text: str, question: bool = True) -> set[str]:
+    """The trigger keys this message has: drugs, regexes, question, and the phrase lists found.
+
+    `question` False skips the question check (the first pass, when no rule is triggered by it)."""
+    if question:
+        ctx.question = "?" in text or any(ctx.word(s) == 0 for s, _ in ctx.terms("question_opener"))
     present: set[str] = set()
     if ctx.named:
         present.add("drugs:named")
@@ -237,10 +240,10 @@ def screen(msg: Message, rs: RuleSet) -> Verdict:
     """Screen one message; the only entry point adapters and the CLI need."""
     norm = Normalized(msg.text)
     text = norm.text
-    name_hits, words = rs.drugs.find(norm)
+    name_hits, words = rs.drugs.find(norm)  # words: the set of folded words
     lang = msg.language if msg.language in rs.function_words else None
     if lang is None:
-        lang = guess_language(set(words), rs)
+        lang = guess_language(words, rs)
     languages = (lang,) if lang else tuple(rs.function_words) or ("en",)
     groups = (*languages, "")
     lists = rs.phrases.find(text, groups, triggers_only=True)
@@ -270,9 +273,11 @@ def screen(msg: Message, rs: RuleSet) -> Verdict:
         if any(not h.ambiguous for h in parent_hits):
             ctx.implied.append(ANYWHERE)
 
-    if rs.regex_set is not None:
+    regexes_done = False
+    if rs.regex_set is not None and rs.regex_triggers:
         ctx.regex_hits = set(rs.regex_set.Match(text) or ())
-    present = _present(ctx, text)
+        regexes_done = True
+    present = _present(ctx, text, rs.question_triggers)
     candidates = [
         rule for rule in rs.candidates(present)
         if not (lang and lang not in rule.languages) and (rule.scope is None or _in_scope(rule, msg, rs))
@@ -282,6 +287,8 @@ def screen(msg: Message, rs: RuleSet) -> Verdict:
         # and keep the rules whose every necessary key is present.
         ctx.lists = rs.phrases.find(text, groups)
         ctx.reset_terms()
+        if rs.regex_set is not None and not regexes_done:
+            ctx.regex_hits = set(rs.regex_set.Match(text) or ())
         present = _present(ctx, text)
         candidates = [r for r in candidates if not any(map(present.isdisjoint, r.requirements))]
 

@@ -90,6 +90,13 @@ class RuleSet:
             for w in words:
                 self.function_word_langs[w] = (*self.function_word_langs.get(w, ()), lang)
         self.function_word_set = frozenset(self.function_word_langs)
+        self.question_triggers = any("question" in r.triggers for r in self.rules if r.triggers) or any(
+            r.triggers is None for r in self.rules
+        )
+        # Regexes are run before the candidate check only if some rule can be triggered by one.
+        self.regex_triggers = any(k.startswith("regex:") for r in self.rules if r.triggers for k in r.triggers) or any(
+            r.triggers is None for r in self.rules
+        )
         self._always = [i for i, r in enumerate(self.rules) if r.triggers is None and r.status != "deprecated"]
         self._by_key: dict[str, list[int]] = {}
         for i, r in enumerate(self.rules):
