@@ -314,8 +314,19 @@ def screen(msg: Message, rs: RuleSet) -> Verdict:
     return _merge(msg, rs, fired, hits, drugs, notes, ctx, lang)
 
 
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Join overlapping spans ("since", "since I started", "I") into one span each."""
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        if out and s < out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
 def _hits_for(rule: CompiledRule, spans, norm: Normalized, msg: Message, drugs: list[DrugFound]) -> list[Hit]:
-    originals = [norm.span(s, e) for s, e in spans] or [(0, 0)]
+    originals = _merged([norm.span(s, e) for s, e in spans]) or [(0, 0)]
     names = sorted({d.canonical for d in drugs if any(a <= d.span[0] < b for a, b in originals) or d.how == "thread"})
     matched = ", ".join(dict.fromkeys(msg.text[a:b] for a, b in originals if b > a))
     template = rule.rule.explain or rule.rule.title
