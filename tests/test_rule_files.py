@@ -128,3 +128,72 @@ def test_default_packs_ship_inside_the_installed_package():
     root = shipped_rules_dir()
     assert (root / "packs" / "adverse-event.yaml").is_file()
     assert (root / "lexicons" / "fr_bdpm.tsv").is_file()
+
+
+def test_a_rule_in_test_status_is_logged_but_does_not_hold(rules_dir):
+    from bot.engine import screen
+    from bot.models import Message
+
+    _write(rules_dir / "profiles" / "default.yaml", """\
+        profile:
+          id: p
+          packs: [drug-mention]
+          overrides:
+            drug.named: {status: test}
+        """)
+    v = screen(Message(text="anyone on ozempic?"), load_ruleset(rules_dir))
+    assert not v.held and v.categories == ()
+    assert [(h.rule, h.status) for h in v.hits] == [("drug.named", "test")]
+
+
+def test_scope_limits_a_rule_to_its_communities_channels_and_audience(rules_dir):
+    from bot.engine import screen
+    from bot.models import Message
+
+    _one_rule(rules_dir, "category: drug_mention", "match: {drugs: named}",
+              "scope: {communities: [t2d], channels: [general], audience: [public]}")
+    rs = load_ruleset(rules_dir)
+    text = "anyone on ozempic?"
+    assert screen(Message(text=text, community="t2d", channel="general"), rs).held
+    assert not screen(Message(text=text, community="other", channel="general"), rs).held
+    assert not screen(Message(text=text, community="t2d", channel="offtopic"), rs).held
+    assert not screen(Message(text=text, community="t2d", channel="general", audience="hcp_verified"), rs).held
+
+
+def test_exempt_roles_and_allowlisted_words_let_a_message_through_with_a_note(rules_dir):
+    from bot.engine import screen
+    from bot.models import Author, Message
+
+    _one_rule(rules_dir, "category: drug_mention", "match: {drugs: named}",
+              "exceptions: {roles: [medical-information], allow: [aspirin]}")
+    rs = load_ruleset(rules_dir)
+    staff = screen(Message(text="ozempic is available again", author=Author(roles=("medical-information",))), rs)
+    assert not staff.held and "exempt" in staff.notes[-1].explanation
+    assert not screen(Message(text="aspirin"), rs).held
+    assert screen(Message(text="ozempic"), rs).held
+
+
+def test_a_profile_override_changes_actions_without_editing_the_pack(rules_dir):
+    from bot.engine import screen
+    from bot.models import Message, Route
+
+    _write(rules_dir / "profiles" / "default.yaml", """\
+        profile:
+          id: p
+          packs: [drug-mention]
+          overrides:
+            drug.named: {actions: [route_medinfo]}
+        """)
+    v = screen(Message(text="anyone on ozempic?"), load_ruleset(rules_dir))
+    assert not v.held and v.routes == (Route.MEDICAL_INFORMATION,)
+
+
+def test_includes_compose_packs(rules_dir):
+    from bot.engine import screen
+    from bot.models import Message
+
+    _one_rule(rules_dir, "category: medical_inquiry", "match: {phrases: [is it in stock]}", pack="extra", rule="x.stock")
+    _write(rules_dir / "packs" / "base.yaml", "pack:\n  id: base\n  title: Base\n  includes: [extra]\n")
+    _write(rules_dir / "profiles" / "default.yaml", "profile:\n  id: p\n  packs: [base]\n")
+    v = screen(Message(text="is it in stock anywhere"), load_ruleset(rules_dir))
+    assert [h.rule for h in v.hits] == ["x.stock"]
