@@ -18,6 +18,7 @@ The matcher is compiled once from `LexiconData` and then answers in microseconds
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
 from dataclasses import dataclass
 
@@ -65,6 +66,8 @@ class DrugIndex:
 
     def __init__(self, data: LexiconData, common: dict[str, float]) -> None:
         self.sources = list(data.sources)
+        self.lexicon_ids = frozenset(e.source for e in data.entries.values())
+        self.source_of: dict[str, str] = {}  # key -> lexicon id, for `lexicon:` match blocks
         self.never = set(data.never)
         self.exact: dict[str, tuple[str, ...]] = {}
         self.prefixes: set[str] = set()  # proper token prefixes of multi-word names
@@ -79,7 +82,7 @@ class DrugIndex:
             tokens = key.split(" ")
             if len(tokens) == 1:
                 zipf = common.get(key, 0.0)
-                if key not in always and entry.source != "owner":
+                if key not in always and not entry.owner:
                     if zipf >= DROP_ZIPF:
                         self.dropped.append(key)
                         continue
@@ -90,6 +93,7 @@ class DrugIndex:
             if entry.ambiguous or key in data.ambiguous:
                 self.ambiguous.add(key)
             self.exact[key] = entry.canonicals
+            self.source_of[key] = sys.intern(entry.source)
             if len(tokens) > 1:
                 for k in range(1, len(tokens)):
                     self.prefixes.add(" ".join(tokens[:k]))

@@ -54,7 +54,8 @@ ANYWHERE = (-1, -1)
 class _Context:
     """What is known about one message while its candidate rules are evaluated."""
 
-    __slots__ = ("msg", "norm", "rs", "_starts", "lists", "languages", "named", "implied", "regex_hits", "_terms", "question")
+    __slots__ = ("msg", "norm", "rs", "_starts", "lists", "languages", "named", "named_keys", "implied", "regex_hits",
+                 "_terms", "question")
 
     def __init__(self, msg: Message, norm: Normalized, rs: RuleSet, lists, languages):
         self.msg = msg
@@ -64,6 +65,7 @@ class _Context:
         self.lists = lists
         self.languages = languages
         self.named: list[tuple[int, int]] = []
+        self.named_keys: list[str] = []  # the lexicon key of each named span
         self.implied: list[tuple[int, int]] = []
         self.regex_hits: set[int] = set()
         self._terms: dict[str, list[tuple[int, int]]] = {}
@@ -105,6 +107,10 @@ def _eval(m: CompiledMatch, ctx: _Context) -> list[tuple[int, int]] | None:
     if kind == "drugs":
         mode = m.names[0]
         spans = (ctx.named if mode != "implied" else []) + (ctx.implied if mode != "named" else [])
+        return spans or None
+    if kind == "lexicon":
+        source_of = ctx.rs.drugs.source_of
+        spans = [span for span, key in zip(ctx.named, ctx.named_keys) if source_of.get(key) in m.names]
         return spans or None
     if kind == "terms":
         spans = [s for n in m.names for s in ctx.terms(n)]
@@ -260,6 +266,7 @@ def screen(msg: Message, rs: RuleSet) -> Verdict:
                 "name; no medicine context nearby, so it was not flagged")))
             continue
         ctx.named.append((h.start, h.end))
+        ctx.named_keys.append(h.key)
         for c in h.canonicals:
             drugs.append(DrugFound.trusted(canonical=c, surface=surface, span=span, matched=h.key, how=h.how))
 

@@ -43,8 +43,9 @@ def key_of(name: str) -> str:
 class LexiconEntry:
     key: str
     canonicals: tuple[str, ...]
-    source: str
+    source: str  # the lexicon's id: an owner file's `id`, a registry file's name, or the DNER package
     ambiguous: bool = False  # forced by the owner; `drugs.py` adds common words on its own
+    owner: bool = False
 
 
 @dataclass
@@ -56,13 +57,13 @@ class LexiconData:
     rename: dict[str, tuple[str, ...]] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
 
-    def add(self, name: str, canonicals: list[str], source: str, *, ambiguous: bool = False) -> None:
+    def add(self, name: str, canonicals: list[str], source: str, *, ambiguous: bool = False, owner: bool = False) -> None:
         key = key_of(name)
         if not key or key in self.entries:
             return
         canon = tuple(dict.fromkeys(c for c in canonicals if c)) or (key,)
         canon = tuple(dict.fromkeys(n for c in canon for n in self.rename.get(c, (c,))))
-        self.entries[key] = LexiconEntry(key, canon, source, ambiguous)
+        self.entries[key] = LexiconEntry(key, canon, source, ambiguous, owner)
 
 
 def _dner_dictionary() -> dict:

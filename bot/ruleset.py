@@ -125,6 +125,7 @@ class _Builder:
         self.regex_patterns: list[str] = []
         self.issues: list[RuleIssue] = []
         self.term_names: set[str] = set()
+        self.lexicon_ids: frozenset[str] = frozenset()
 
     def compile_match(self, m: Match, rule_id: str, loc: Location, doc, path: tuple) -> CompiledMatch:
         compiled = self._compile_kind(m, rule_id, loc, doc, path)
@@ -152,6 +153,19 @@ class _Builder:
         kind = m.kind
         if kind == "drugs":
             return CompiledMatch("drugs", key=f"drugs:{m.drugs}", names=(m.drugs,))
+        if kind == "lexicon":
+            ids = (m.lexicon,) if isinstance(m.lexicon, str) else tuple(m.lexicon)
+            for lex_id in ids:
+                if self.lexicon_ids and lex_id not in self.lexicon_ids:
+                    import difflib
+
+                    line, col = line_of(doc, *path, "lexicon")
+                    close = difflib.get_close_matches(lex_id, sorted(self.lexicon_ids), n=1)
+                    self.issues.append(
+                        RuleIssue(Location(loc.path, line, col), f"unknown lexicon {lex_id!r} in rule {rule_id}",
+                                  f"did you mean {close[0]!r}?" if close else "give the `id` of a file in lexicons/")
+                    )
+            return CompiledMatch("lexicon", key="drugs:named", names=ids)
         if kind == "terms":
             names = (m.terms,) if isinstance(m.terms, str) else tuple(m.terms)
             self._check_terms(names, rule_id, loc, doc, path)
@@ -206,7 +220,7 @@ def _requirements(m: CompiledMatch) -> list[frozenset[str]]:
     `all`/`near` need each child's clauses; `any` needs one key of some child (the union of
     each child's smallest clause); `not` promises nothing.
     """
-    if m.kind in ("drugs", "terms", "phrases", "regex", "question"):
+    if m.kind in ("drugs", "lexicon", "terms", "phrases", "regex", "question"):
         t = _triggers(m)
         return [t] if t else []
     if m.kind in ("all", "near"):
@@ -229,7 +243,7 @@ def _triggers(m: CompiledMatch) -> frozenset[str] | None:
         return frozenset({"drugs:named", "drugs:implied"} if mode == "any" else {f"drugs:{mode}"})
     if m.kind == "terms":
         return frozenset(f"terms:{n}" for n in m.names)
-    if m.kind in ("phrases", "regex", "question"):
+    if m.kind in ("phrases", "regex", "question", "lexicon"):
         return frozenset({m.key})
     if m.kind == "not":
         return None
@@ -318,7 +332,7 @@ def _versions() -> str:
     return ",".join(out)
 
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 def load_ruleset(rules_dir: Path | None = None, *, collect_errors: bool = False) -> RuleSet:
@@ -357,6 +371,8 @@ def load_ruleset(rules_dir: Path | None = None, *, collect_errors: bool = False)
     tsvs = [p for root in roots for p in sorted((root / "lexicons").glob("*.tsv"))]
     files += owner_lex + tsvs
     index = attempt(_drug_index, owner_lex, tsvs)
+    if index is not None:
+        b.lexicon_ids = index.lexicon_ids
 
     pack_root = roots[-1] if (roots[-1] / "packs").is_dir() and any((roots[-1] / "packs").glob("*.yaml")) else shipped
     profile_path = pack_root / "profiles" / "default.yaml"

@@ -197,3 +197,23 @@ def test_includes_compose_packs(rules_dir):
     _write(rules_dir / "profiles" / "default.yaml", "profile:\n  id: p\n  packs: [base]\n")
     v = screen(Message(text="is it in stock anywhere"), load_ruleset(rules_dir))
     assert [h.rule for h in v.hits] == ["x.stock"]
+
+
+def test_a_rule_can_match_one_lexicon_only(rules_dir):
+    """"Our products" rules: a rule limited to the owner's own lexicon ignores other medicines."""
+    from bot.engine import screen
+    from bot.models import Message
+
+    (rules_dir / "lexicons").mkdir()
+    _write(rules_dir / "lexicons" / "acme.yaml", "id: acme-products\nentries:\n  - {name: Acmezolam, generic: acmezolam}\n")
+    _one_rule(rules_dir, "category: drug_mention", "match: {lexicon: acme-products}", pack="ours", rule="ours.named")
+    _write(rules_dir / "profiles" / "default.yaml", "profile:\n  id: p\n  packs: [ours]\n")
+    rs = load_ruleset(rules_dir)
+    assert [h.text for h in screen(Message(text="Acmezolam works"), rs).hits] == ["Acmezolam"]
+    assert screen(Message(text="ozempic works"), rs).hits == ()
+
+
+def test_an_unknown_lexicon_is_located(rules_dir):
+    _one_rule(rules_dir, "category: drug_mention", "match: {lexicon: fr_bdmp}")
+    (err,) = _errors(rules_dir)
+    assert "drug-mention.yaml:8:" in err and "did you mean 'fr_bdpm'?" in err

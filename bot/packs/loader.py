@@ -225,7 +225,7 @@ def load_lexicon_file(path: Path, data: Any) -> None:
     lex, _ = load_model(path, LexiconFile)
     for item in lex.entries:
         generics = [g.strip().lower() for g in (item.generic or "").split(";") if g.strip()]
-        data.add(item.name, generics, "owner", ambiguous=item.ambiguous)
+        data.add(item.name, generics, lex.id, ambiguous=item.ambiguous, owner=True)
     from ..lexicon import key_of
 
     data.never.update(key_of(w) for w in lex.never)

@@ -36,7 +36,7 @@ Situation = Literal[
     "occupational_exposure",
 ]
 LANGUAGES = ("en", "nl", "fr", "de", "es")
-MATCH_KINDS = ("drugs", "terms", "phrases", "regex", "all", "any", "not", "near", "question")
+MATCH_KINDS = ("drugs", "lexicon", "terms", "phrases", "regex", "all", "any", "not", "near", "question")
 
 
 class _Strict(BaseModel):
@@ -65,6 +65,8 @@ class Match(_Strict):
     """One node of a match tree: exactly one of the kinds below.
 
     drugs: named (lexicon), implied ("my injection", or a drug named in the parent message), any.
+    lexicon: medicines named from these lexicons only, by id (an owner file's `id`, a registry
+    file's name such as `fr_bdpm`, or `drug-named-entity-recognition`): "our products".
     terms: named term lists from rules/terms/<lang>.yaml.  phrases: inline phrases.
     regex: an RE2 pattern (linear time) on the folded text.  all / any / not / near: combinators.
     question: the message asks something (a "?" or a question opener of its language).
@@ -75,6 +77,7 @@ class Match(_Strict):
     """
 
     drugs: Literal["named", "implied", "any"] | None = None
+    lexicon: str | list[str] | None = None
     terms: str | list[str] | None = None
     phrases: list[str] | None = None
     regex: str | None = None
