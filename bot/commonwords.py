@@ -36,3 +36,31 @@ def common_words(languages: tuple[str, ...] = LANGUAGES, min_zipf: float = MIN_Z
                 if zipf > out.get(w, 0.0):
                     out[w] = zipf
     return out
+
+
+def language_words(languages: tuple[str, ...] = LANGUAGES, per_language: int = 3000) -> dict[str, tuple[str, ...]]:
+    """Word -> the languages it marks: it is among a language's `per_language` most frequent
+    words and, in that language, within half a zipf point of its most frequent use.
+
+    The engine guesses a message's language by counting such words per language.  A curated
+    handful of function words misreads short messages ("de apotheek gaf me ..." has more
+    English-looking function words than Dutch ones), and plain top lists overlap too much
+    (wordfreq's French list holds "my" and "is" from code-mixed text), hence the comparison.
+    """
+    from wordfreq import top_n_list, zipf_frequency
+
+    from .normalize import fold
+
+    candidates: dict[str, str] = {}
+    for lang in languages:
+        for word in top_n_list(lang, per_language):
+            candidates.setdefault(word, lang)
+    out: dict[str, tuple[str, ...]] = {}
+    for word in candidates:
+        zipfs = {lang: zipf_frequency(word, lang) for lang in languages}
+        top = max(zipfs.values())
+        langs = tuple(lang for lang, z in zipfs.items() if z >= top - 0.5)
+        w = word if word.isascii() and word.isalpha() else fold(word)
+        if w:
+            out[w] = tuple(dict.fromkeys((*out.get(w, ()), *langs)))
+    return out

@@ -64,7 +64,8 @@ class NameHit:
 class DrugIndex:
     """The compiled lexicon; `find` is the hot path."""
 
-    def __init__(self, data: LexiconData, common: dict[str, float]) -> None:
+    def __init__(self, data: LexiconData, common: dict[str, float], languages: dict[str, tuple[str, ...]] | None = None) -> None:
+        self.language_words = languages or {}  # word -> languages it is frequent in (language guess)
         self.sources = list(data.sources)
         self.lexicon_ids = frozenset(e.source for e in data.entries.values())
         self.source_of: dict[str, str] = {}  # key -> lexicon id, for `lexicon:` match blocks

@@ -187,16 +187,15 @@ def _in_scope(rule: CompiledRule, msg: Message, rs: RuleSet) -> bool:
 
 
 def guess_language(words: set[str], rs: RuleSet) -> str | None:
-    """Pick the language with the most distinct function words; None when nothing or a tie says."""
-    counts: dict[str, int] = {}
-    for w in words.intersection(rs.function_word_set):
-        for lang in rs.function_word_langs[w]:
-            counts[lang] = counts.get(lang, 0) + 1
-    if not counts:
-        return None
-    best = max(counts.values())
-    winners = [lang for lang, n in counts.items() if n == best]
-    return winners[0] if len(winners) == 1 else None
+    """Pick the language with the most of its frequent words; None when nothing or a tie says."""
+    best, best_n, tie = None, 0, False
+    for lang, vocabulary in rs.language_sets.items():
+        n = len(vocabulary.intersection(words))  # C iterates the smaller set: the message's words
+        if n > best_n:
+            best, best_n, tie = lang, n, False
+        elif n == best_n and n:
+            tie = True
+    return None if tie else best
 
 
 _STRENGTH_AFTER = re.compile(r"\s{0,2}\d")

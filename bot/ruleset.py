@@ -24,7 +24,7 @@ from pathlib import Path
 
 import re2
 
-from .commonwords import common_words
+from .commonwords import common_words, language_words
 from .drugs import DrugIndex
 from .lexicon import load_lexicon
 from .packs.errors import Location, RuleFileError, RuleIssue
@@ -85,11 +85,23 @@ class RuleSet:
     allow_verdicts: dict = field(default_factory=dict)  # language -> the verdict of a clean message
 
     def __post_init__(self) -> None:
-        self.function_word_langs: dict[str, tuple[str, ...]] = {}
+        # Language guess: wordfreq's frequent words of each language, plus the term files' own
+        # function_words (which also decide which languages the rule set knows).
+        known = set(self.function_words)
+        self.function_word_langs: dict[str, tuple[str, ...]] = {
+            w: tuple(lang for lang in langs if lang in known)
+            for w, langs in self.drugs.language_words.items()
+            if any(lang in known for lang in langs)
+        }
         for lang, words in self.function_words.items():
             for w in words:
-                self.function_word_langs[w] = (*self.function_word_langs.get(w, ()), lang)
-        self.function_word_set = frozenset(self.function_word_langs)
+                if lang not in self.function_word_langs.get(w, ()):
+                    self.function_word_langs[w] = (*self.function_word_langs.get(w, ()), lang)
+        by_lang: dict[str, set[str]] = {}
+        for w, langs in self.function_word_langs.items():
+            for lang in langs:
+                by_lang.setdefault(lang, set()).add(w)
+        self.language_sets = {lang: frozenset(ws) for lang, ws in sorted(by_lang.items())}
         self.question_triggers = any("question" in r.triggers for r in self.rules if r.triggers) or any(
             r.triggers is None for r in self.rules
         )
@@ -305,7 +317,7 @@ def _drug_index(owner_lex: list[Path], tsvs: list[Path]) -> DrugIndex:
             return pickle.load(f)  # noqa: S301 - written by this function, keyed by content
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
         pass
-    index = DrugIndex(load_lexicon(owner_lex, tsvs), common_words())
+    index = DrugIndex(load_lexicon(owner_lex, tsvs), common_words(), language_words())
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(f".tmp{os.getpid()}")
@@ -332,7 +344,7 @@ def _versions() -> str:
     return ",".join(out)
 
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 4
 
 
 def load_ruleset(rules_dir: Path | None = None, *, collect_errors: bool = False) -> RuleSet:

@@ -53,3 +53,13 @@ def test_accuracy_targets(rules):
     assert s["adverse_event"].recall >= 0.95 and s["adverse_event"].precision >= 0.80, report
     for cat in ("drug_mention", "prescription_advice", "special_situation", "medical_inquiry"):
         assert s[cat].f1 >= 0.85, (cat, report)
+
+
+def test_language_is_guessed_for_nearly_every_corpus_message(rules):
+    """Term lists apply per language, so a wrong guess silently weakens every rule."""
+    from bot.engine import screen
+    from bot.models import Message
+
+    lines = load_labelled([CORPUS])
+    right = sum(screen(Message(text=l["text"]), rules).language == l["lang"] for l in lines)
+    assert right / len(lines) >= 0.98, right
