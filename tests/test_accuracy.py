@@ -27,7 +27,7 @@ FLOORS = {
     "drug_mention": (0.98, 0.98),
     "prescription_advice": (0.90, 0.78),
     "adverse_event": (0.80, 0.93),
-    "special_situation": (0.80, 0.89),
+    "special_situation": (0.82, 0.89),
     "medical_inquiry": (0.95, 0.80),
 }
 
