@@ -10,7 +10,6 @@ any of them, because members switch languages mid-sentence.
 
 from __future__ import annotations
 
-import math
 
 LANGUAGES = ("en", "nl", "fr", "de", "es")
 MIN_ZIPF = 2.0

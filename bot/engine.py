@@ -35,7 +35,8 @@ from .models import (
     Verdict,
 )
 from .normalize import Normalized
-from .ruleset import CompiledMatch, CompiledRule, RuleSet
+from .packs.compiler import CompiledMatch, CompiledRule
+from .ruleset import RuleSet
 
 _DOSE = re.compile(r"\d+(?:[.,]\d+)?\s?(?:mg|mcg|µg|ug|ml|g|iu|ie|ui|units?|tabs?|pills?)\b")
 _SERIOUS_LISTS = {

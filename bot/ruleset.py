@@ -16,57 +16,24 @@ raises `RuleFileError` with every problem found: a broken file never half-replac
 from __future__ import annotations
 
 import hashlib
-import os
-import pickle
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import re2
 
-from .commonwords import common_words, language_words
 from .drugs import DrugIndex
-from .lexicon import load_lexicon
+from .lexicon_cache import drug_index
+from .normalize import fold
+from .packs.compiler import Builder, CompiledRule, effective_scope, requirements, triggers
 from .packs.errors import Location, RuleFileError, RuleIssue
 from .packs.loader import line_of, load_model
-from .packs.schema import LANGUAGES, Match, Pack, Profile, Rule, TermFile
-from .normalize import fold
+from .packs.schema import LANGUAGES, Pack, Profile, TermFile
 from .terms import PhraseIndex
-
 
 
 def shipped_rules_dir() -> Path:
     return Path(str(resources.files("rules")))
-
-
-@dataclass
-class CompiledMatch:
-    kind: str
-    children: list["CompiledMatch"] = field(default_factory=list)
-    key: str = ""  # drugs:<mode> | terms:<name> | phrases:<id> | regex:<n> | question
-    names: tuple[str, ...] = ()
-    within: int = 0
-    guards: tuple[tuple[tuple[str, ...], int], ...] = ()  # (term lists, words: < 0 before, > 0 after)
-    regex: object = None
-
-
-@dataclass
-class CompiledRule:
-    rule: Rule
-    pack: str
-    source: Location
-    match: CompiledMatch
-    severity: str
-    status: str
-    languages: frozenset[str]
-    priority: int
-    actions: frozenset[str]
-    notify: dict[str, str]
-    scope: object
-    allow: frozenset[str]
-    exempt_roles: frozenset[str]
-    triggers: frozenset[str] | None
-    requirements: tuple[frozenset[str], ...] = ()  # every clause must meet the message's keys
 
 
 @dataclass
@@ -130,149 +97,6 @@ class RuleSet:
         raise KeyError(rule_id)
 
 
-class _Builder:
-    def __init__(self) -> None:
-        self.phrases = PhraseIndex()
-        self.regexes: list[object] = []
-        self.regex_patterns: list[str] = []
-        self.issues: list[RuleIssue] = []
-        self.term_names: set[str] = set()
-        self.lexicon_ids: frozenset[str] = frozenset()
-
-    def compile_match(self, m: Match, rule_id: str, loc: Location, doc, path: tuple) -> CompiledMatch:
-        compiled = self._compile_kind(m, rule_id, loc, doc, path)
-        guards = [(("negation",), -3)] if m.negation else []
-        for key, sign in (("unless_preceded_by", -1), ("unless_followed_by", 1)):
-            for i, g in enumerate(getattr(m, key)):
-                self._check_terms(g.names, rule_id, loc, doc, (*path, key, i))
-                guards.append((g.names, sign * g.within))
-        compiled.guards = tuple(guards)
-        return compiled
-
-    def _check_terms(self, names, rule_id, loc, doc, path) -> None:
-        import difflib
-
-        for n in names:
-            if n not in self.term_names:
-                line, col = line_of(doc, *path, "terms")
-                close = difflib.get_close_matches(n, sorted(self.term_names), n=1)
-                self.issues.append(
-                    RuleIssue(Location(loc.path, line, col), f"unknown term list {n!r} in rule {rule_id}",
-                              f"did you mean {close[0]!r}?" if close else "define it in terms/<lang>.yaml")
-                )
-
-    def _compile_kind(self, m: Match, rule_id: str, loc: Location, doc, path: tuple) -> CompiledMatch:
-        kind = m.kind
-        if kind == "drugs":
-            return CompiledMatch("drugs", key=f"drugs:{m.drugs}", names=(m.drugs,))
-        if kind == "lexicon":
-            ids = (m.lexicon,) if isinstance(m.lexicon, str) else tuple(m.lexicon)
-            for lex_id in ids:
-                if self.lexicon_ids and lex_id not in self.lexicon_ids:
-                    import difflib
-
-                    line, col = line_of(doc, *path, "lexicon")
-                    close = difflib.get_close_matches(lex_id, sorted(self.lexicon_ids), n=1)
-                    self.issues.append(
-                        RuleIssue(Location(loc.path, line, col), f"unknown lexicon {lex_id!r} in rule {rule_id}",
-                                  f"did you mean {close[0]!r}?" if close else "give the `id` of a file in lexicons/")
-                    )
-            return CompiledMatch("lexicon", key="drugs:named", names=ids)
-        if kind == "terms":
-            names = (m.terms,) if isinstance(m.terms, str) else tuple(m.terms)
-            self._check_terms(names, rule_id, loc, doc, path)
-            return CompiledMatch("terms", names=names)
-        if kind == "phrases":
-            list_id = f"phrases:{rule_id}:{len(self.phrases.lists)}"
-            self.phrases.add(list_id, list(m.phrases or []))
-            return CompiledMatch("phrases", key=list_id)
-        if kind == "regex":
-            options = re2.Options()
-            options.log_errors = False
-            options.max_mem = 8 << 20
-            try:
-                compiled = re2.compile(m.regex, options)
-            except re2.error as exc:
-                line, col = line_of(doc, *path, "regex")
-                msg = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
-                self.issues.append(
-                    RuleIssue(Location(loc.path, line, col), f"regular expression rejected: {msg}",
-                              "RE2 syntax only: no backreferences or lookarounds, which could stall the bot")
-                )
-                return CompiledMatch("regex", key="regex:invalid")
-            self.regexes.append(compiled)
-            self.regex_patterns.append(m.regex)
-            n = len(self.regexes) - 1
-            return CompiledMatch("regex", key=f"regex:{n}", regex=compiled)
-        if kind == "question":
-            return CompiledMatch("question", key="question")
-        if kind == "not":
-            return CompiledMatch("not", [self.compile_match(m.not_, rule_id, loc, doc, (*path, "not"))])
-        if kind == "near":
-            kids = [self.compile_match(c, rule_id, loc, doc, (*path, "near", "of", i)) for i, c in enumerate(m.near.of)]
-            return CompiledMatch("near", kids, within=m.near.within)
-        items = m.all if kind == "all" else m.any
-        kids = [self.compile_match(c, rule_id, loc, doc, (*path, kind, i)) for i, c in enumerate(items)]
-        return CompiledMatch(kind, kids)
-
-
-PHRASE_KEYS = ("terms:", "phrases:", "question")
-
-
-def _effective_scope(scope):
-    """None when the scope limits nothing, so the engine can skip the check."""
-    if scope is None or all(v is None for v in scope.model_dump().values()):
-        return None
-    return scope
-
-
-def _requirements(m: CompiledMatch) -> list[frozenset[str]]:
-    """Necessary conditions as clauses: the rule can match only if each clause meets the keys.
-
-    `all`/`near` need each child's clauses; `any` needs one key of some child (the union of
-    each child's smallest clause); `not` promises nothing.
-    """
-    if m.kind in ("drugs", "lexicon", "terms", "phrases", "regex", "question"):
-        t = _triggers(m)
-        return [t] if t else []
-    if m.kind in ("all", "near"):
-        return [c for child in m.children for c in _requirements(child)]
-    if m.kind == "any":
-        clauses = []
-        for child in m.children:
-            req = _requirements(child)
-            if not req:
-                return []
-            clauses.append(min(req, key=len))
-        return [frozenset().union(*clauses)]
-    return []
-
-
-def _triggers(m: CompiledMatch) -> frozenset[str] | None:
-    """Keys of which at least one must be present for the rule to possibly match (None: always try)."""
-    if m.kind == "drugs":
-        mode = m.names[0]
-        return frozenset({"drugs:named", "drugs:implied"} if mode == "any" else {f"drugs:{mode}"})
-    if m.kind == "terms":
-        return frozenset(f"terms:{n}" for n in m.names)
-    if m.kind in ("phrases", "regex", "question", "lexicon"):
-        return frozenset({m.key})
-    if m.kind == "not":
-        return None
-    if m.kind in ("all", "near"):
-        # Any one child's keys will do; prefer keys known before the phrase scan (drugs, regexes),
-        # so that most messages are decided without scanning for phrases at all.
-        options = [t for t in (_triggers(c) for c in m.children) if t is not None]
-        return min(options, key=lambda t: (any(k.startswith(PHRASE_KEYS) for k in t), len(t))) if options else None
-    out: set[str] = set()
-    for c in m.children:
-        t = _triggers(c)
-        if t is None:
-            return None
-        out |= t
-    return frozenset(out)
-
-
 def _pack_files(root: Path, name: str, seen: set[Path], out: list[tuple[Path, Pack, object]]) -> None:
     path = (root / "packs" / name).with_suffix(".yaml") if not name.endswith(".yaml") else root / "packs" / name
     path = path.resolve()
@@ -285,66 +109,6 @@ def _pack_files(root: Path, name: str, seen: set[Path], out: list[tuple[Path, Pa
     for inc in pack.includes:
         _pack_files(root, inc, seen, out)
     out.append((path, pack, doc))
-
-
-def cache_dir() -> Path:
-    """Where compiled lexicons are kept: $PHARMAMOD_CACHE_DIR, else the user's cache folder."""
-    env = os.environ.get("PHARMAMOD_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "pharmamod"
-
-
-def _drug_index(owner_lex: list[Path], tsvs: list[Path]) -> DrugIndex:
-    """Compile the lexicon, or load the compiled copy made from exactly the same inputs.
-
-    Compiling reads ~110,000 names and five word-frequency lists (several seconds); the pickle
-    written next to nothing else in the user's cache loads in a fraction of that.  Its key covers
-    every input file's bytes and the versions of the packages the data comes from, so a changed
-    lexicon never meets a stale index.  A cache that cannot be read or written is ignored.
-    """
-    digest = hashlib.sha256(f"{CACHE_FORMAT}|{_versions()}".encode())
-    here = Path(__file__).parent
-    for module in ("drugs.py", "lexicon.py", "commonwords.py", "normalize.py"):
-        digest.update((here / module).read_bytes())  # the compiler's code is an input too
-    for path in [*owner_lex, *tsvs]:
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    target = cache_dir() / f"drugs-{digest.hexdigest()[:24]}.pickle"
-    try:
-        with target.open("rb") as f:
-            return pickle.load(f)  # noqa: S301 - written by this function, keyed by content
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
-        pass
-    index = DrugIndex(load_lexicon(owner_lex, tsvs), common_words(), language_words())
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(f".tmp{os.getpid()}")
-        with tmp.open("wb") as f:
-            pickle.dump(index, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, target)
-        for stale in target.parent.glob("drugs-*.pickle"):
-            if stale != target:
-                stale.unlink(missing_ok=True)
-    except OSError:
-        pass
-    return index
-
-
-def _versions() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = []
-    for name in ("drug-named-entity-recognition", "wordfreq", "pharmamod"):
-        try:
-            out.append(f"{name}={version(name)}")
-        except PackageNotFoundError:
-            out.append(f"{name}=?")
-    return ",".join(out)
-
-
-CACHE_FORMAT = 4
 
 
 def load_ruleset(rules_dir: Path | None = None, *, collect_errors: bool = False) -> RuleSet:
@@ -361,7 +125,7 @@ def load_ruleset(rules_dir: Path | None = None, *, collect_errors: bool = False)
             issues.extend(exc.issues)
             return None
 
-    b = _Builder()
+    b = Builder()
     function_words: dict[str, set[str]] = {}  # language -> words
     term_languages: dict[str, set[str]] = {}
     for root in roots:
@@ -382,7 +146,7 @@ def load_ruleset(rules_dir: Path | None = None, *, collect_errors: bool = False)
     owner_lex = [p for root in roots for p in sorted((root / "lexicons").glob("*.yaml"))]
     tsvs = [p for root in roots for p in sorted((root / "lexicons").glob("*.tsv"))]
     files += owner_lex + tsvs
-    index = attempt(_drug_index, owner_lex, tsvs)
+    index = attempt(drug_index, owner_lex, tsvs)
     if index is not None:
         b.lexicon_ids = index.lexicon_ids
 
@@ -430,11 +194,11 @@ def load_ruleset(rules_dir: Path | None = None, *, collect_errors: bool = False)
                     priority=rule.priority if rule.priority is not None else d.priority,
                     actions=frozenset((over and over.actions) or rule.actions or d.actions),
                     notify=dict((over and over.notify) or rule.notify or d.notify),
-                    scope=_effective_scope(rule.scope or d.scope),
+                    scope=effective_scope(rule.scope or d.scope),
                     allow=frozenset(x.lower() for x in (rule.exceptions.allow if rule.exceptions else [])),
                     exempt_roles=frozenset(rule.exceptions.roles if rule.exceptions else []),
-                    triggers=_triggers(m),
-                    requirements=tuple(dict.fromkeys(_requirements(m))),
+                    triggers=triggers(m),
+                    requirements=tuple(dict.fromkeys(requirements(m))),
                 )
             )
     issues.extend(b.issues)
