@@ -25,10 +25,10 @@ FLOORS = {
     "drugs": (0.98, 0.98),
     "evasion": (0.0, 0.95),
     "drug_mention": (0.98, 0.98),
-    "prescription_advice": (0.90, 0.78),
+    "prescription_advice": (0.86, 0.84),
     "adverse_event": (0.80, 0.93),
     "special_situation": (0.82, 0.89),
-    "medical_inquiry": (0.95, 0.80),
+    "medical_inquiry": (0.94, 0.88),
 }
 
 
