@@ -1,65 +1,63 @@
-"""Ordinary words of the five supported languages, from wordfreq, keyed to their highest zipf value.
+"""Ordinary words of the five supported languages, from wordfreq.
 
-A word counts as known from zipf 2 (about once in 10 million words): known words never match a
-medicine fuzzily.  From zipf 3 a word is common: a lexicon entry that is common is ambiguous.
-The drug matcher refuses to let an ordinary word match a medicine fuzzily ("started" is not
-fosinopril, "doctor" is not a stool softener) and treats lexicon entries that are ordinary words
-as ambiguous.  wordfreq's lists are per language; a word counts as common if it is common in
-any of them, because members switch languages mid-sentence.
+Two uses, both computed once when the lexicon is compiled:
+
+- `common`: word -> its highest zipf value over the languages, from zipf 2 (about once in ten
+  million words).  A known word never matches a medicine fuzzily ("started" is not fosinopril,
+  "doctor" is not a stool softener); from zipf 3 a lexicon entry that is also a word is ambiguous.
+  A word counts in any language, because members switch languages mid-sentence.
+- `languages`: word -> the languages it marks, for guessing a message's language.  A word marks
+  a language when it is among that language's most frequent words and, there, within half a
+  zipf point of its most frequent use: wordfreq's French list holds "my" and "is" from
+  code-mixed text, and a curated handful of function words misreads short messages.
+
+wordfreq's frequency list is bucketed by centibel (bucket i holds the words of frequency
+10^(-i/100)), so reading the buckets down to zipf 2 avoids building its whole dictionaries.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 
 LANGUAGES = ("en", "nl", "fr", "de", "es")
 MIN_ZIPF = 2.0
+PER_LANGUAGE = 3000
 
 
-def common_words(languages: tuple[str, ...] = LANGUAGES, min_zipf: float = MIN_ZIPF) -> dict[str, float]:
-    """Word -> highest zipf value over `languages`, for words from `min_zipf` up.
+@dataclass
+class WordStatistics:
+    common: dict[str, float]
+    languages: dict[str, tuple[str, ...]]
 
-    wordfreq's frequency list is bucketed by centibel (bucket i holds the words of frequency
-    10^(-i/100)), so reading buckets down to the floor avoids building its whole dictionary.
-    """
+
+def word_statistics(languages: tuple[str, ...] = LANGUAGES, min_zipf: float = MIN_ZIPF,
+                    per_language: int = PER_LANGUAGE) -> WordStatistics:
     from wordfreq import get_frequency_list
 
     from .normalize import fold
 
     last_bucket = round((9 - min_zipf) * 100)
-    out: dict[str, float] = {}
+    common: dict[str, float] = {}
+    zipf_in: dict[str, dict[str, float]] = {}
+    frequent: list[str] = []
     for lang in languages:
+        zipfs = zipf_in[lang] = {}
+        rank = 0
         for i, bucket in enumerate(get_frequency_list(lang)[: last_bucket + 1]):
             zipf = round(9 - i / 100, 2)
             for word in bucket:
                 w = word if word.isascii() and word.isalpha() else fold(word)
-                if zipf > out.get(w, 0.0):
-                    out[w] = zipf
-    return out
-
-
-def language_words(languages: tuple[str, ...] = LANGUAGES, per_language: int = 3000) -> dict[str, tuple[str, ...]]:
-    """Word -> the languages it marks: it is among a language's `per_language` most frequent
-    words and, in that language, within half a zipf point of its most frequent use.
-
-    The engine guesses a message's language by counting such words per language.  A curated
-    handful of function words misreads short messages ("de apotheek gaf me ..." has more
-    English-looking function words than Dutch ones), and plain top lists overlap too much
-    (wordfreq's French list holds "my" and "is" from code-mixed text), hence the comparison.
-    """
-    from wordfreq import top_n_list, zipf_frequency
-
-    from .normalize import fold
-
-    candidates: dict[str, str] = {}
-    for lang in languages:
-        for word in top_n_list(lang, per_language):
-            candidates.setdefault(word, lang)
-    out: dict[str, tuple[str, ...]] = {}
-    for word in candidates:
-        zipfs = {lang: zipf_frequency(word, lang) for lang in languages}
-        top = max(zipfs.values())
-        langs = tuple(lang for lang, z in zipfs.items() if z >= top - 0.5)
-        w = word if word.isascii() and word.isalpha() else fold(word)
-        if w:
-            out[w] = tuple(dict.fromkeys((*out.get(w, ()), *langs)))
-    return out
+                if not w:
+                    continue
+                if zipf > common.get(w, 0.0):
+                    common[w] = zipf
+                zipfs.setdefault(w, zipf)
+                if rank < per_language:
+                    frequent.append(w)
+                rank += 1
+    marks: dict[str, tuple[str, ...]] = {}
+    for w in dict.fromkeys(frequent):
+        here = {lang: zipf_in[lang].get(w, 0.0) for lang in languages}
+        top = max(here.values())
+        marks[w] = tuple(lang for lang, z in here.items() if z >= top - 0.5)
+    return WordStatistics(common, marks)

@@ -13,7 +13,7 @@ import os
 import pickle
 from pathlib import Path
 
-from .commonwords import common_words, language_words
+from .commonwords import word_statistics
 from .drugs import DrugIndex
 from .lexicon import load_lexicon
 
@@ -47,7 +47,8 @@ def drug_index(owner_lex: list[Path], tsvs: list[Path]) -> DrugIndex:
             return pickle.load(f)  # noqa: S301 - written by this function, keyed by content
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
         pass
-    index = DrugIndex(load_lexicon(owner_lex, tsvs), common_words(), language_words())
+    words = word_statistics()
+    index = DrugIndex(load_lexicon(owner_lex, tsvs), words.common, words.languages)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(f".tmp{os.getpid()}")
@@ -74,4 +75,4 @@ def _versions() -> str:
     return ",".join(out)
 
 
-CACHE_FORMAT = 4
+CACHE_FORMAT = 5
