@@ -215,7 +215,7 @@ class DrugIndex:
         pieces of up to five letters; plain spaces join single letters only, so that ordinary
         phrases ("met for min") never join.
         """
-        orig = norm.original
+        orig, text, identity = norm.original, norm.text, norm.identity
         taken = [(h.start, h.end) for h in found]
         out: list[NameHit] = []
         n = len(words)
@@ -228,9 +228,12 @@ class DrugIndex:
                 gap_start, gap_end = spans[j][1], spans[j + 1][0]
                 if not 1 <= gap_end - gap_start <= 3:
                     break
-                a, b = norm.span(gap_start, gap_end)
-                gap = orig[a:b]
                 left, right = len(words[j]), len(words[j + 1])
+                if identity and gap_end - gap_start == 1 and text[gap_start] == " " and orig[gap_start] == " ":
+                    if left != 1 or right != 1:
+                        break  # the common case, a plain space between ordinary words: no lookups
+                a, b = (gap_start, gap_end) if identity else norm.span(gap_start, gap_end)
+                gap = orig[a:b]
                 if "'" in gap or "’" in gap:
                     break  # an apostrophe joins words of the language, not a disguised name
                 if gap.isspace():
@@ -243,9 +246,6 @@ class DrugIndex:
                 if len(joined) >= 5:
                     probe = joined.translate(_LEET) if _HAS_DIGIT.search(joined) else joined
                     key = probe if probe in self.exact else self.squeezed.get(squeeze(probe))
-                    if key is None and len(probe) >= MIN_FUZZY_LEN and probe not in self.common_words:
-                        found_fuzzy = self._fuzzy(probe)
-                        key = found_fuzzy[0] if found_fuzzy else None
                     if key is not None and key not in self.ambiguous:
                         best = (j, key)
             if best is None:
