@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from ..engine import screen
 from ..models import Message
-from .errors import RuleIssue
+from ..normalize import fold
+from .errors import Location, RuleIssue
 from ..ruleset import RuleSet
 
 
@@ -51,8 +52,9 @@ def lint(rs: RuleSet) -> list[RuleIssue]:
     for name, langs in sorted(langs_per_list.items()):
         missing = sorted(all_langs - langs)
         if missing:
-            issues.append(RuleIssue(rs.files[0].parent, f"term list {name!r} has no entries for {', '.join(missing)}",
+            issues.append(RuleIssue(Location(rs.files[0].parent), f"term list {name!r} has no entries for {', '.join(missing)}",
                                     "add it to terms/<lang>.yaml", "warning"))
+    issues.extend(_phrase_issues(rs))
     for rule in rs.rules:
         r = rule.rule
         if not r.tests.fire:
@@ -65,4 +67,29 @@ def lint(rs: RuleSet) -> list[RuleIssue]:
                                         "add notify: texts for those languages", "warning"))
         if r.status == "deprecated":
             issues.append(RuleIssue(rule.source, f"rule {r.id} is deprecated", "remove it when no profile needs it", "warning"))
+    return issues
+
+
+def _phrase_issues(rs: RuleSet) -> list[RuleIssue]:
+    """Phrases that can never match (nothing left after folding, an empty part around `...`) and
+    phrases listed twice in one list once folded ("Übelkeit" and "ubelkeit")."""
+    files = {p.stem: p for p in rs.files if p.parent.name == "terms"}
+    issues = []
+    for list_id, phrases in rs.phrases.lists.items():
+        kind, _, rest = list_id.partition(":")
+        lang, _, name = rest.partition(":")
+        where = Location(files.get(lang, rs.files[0].parent)) if kind == "terms" else Location(list_id)
+        label = f"{name!r} ({lang})" if kind == "terms" else list_id
+        seen: dict[str, str] = {}
+        for phrase in phrases:
+            parts = [fold(p.strip().rstrip("*")) for p in str(phrase).split("...")]
+            if not all(parts):
+                issues.append(RuleIssue(where, f"phrase {phrase!r} in {label} can never match",
+                                        "it is empty once folded, or has an empty part around '...'", "warning"))
+                continue
+            key = " ... ".join(parts) + ("*" if str(phrase).endswith("*") else "")
+            if key in seen:
+                issues.append(RuleIssue(where, f"phrase {phrase!r} in {label} repeats {seen[key]!r}",
+                                        "remove one: they fold to the same text", "warning"))
+            seen.setdefault(key, phrase)
     return issues
