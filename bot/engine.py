@@ -253,6 +253,11 @@ def screen(msg: Message, rs: RuleSet) -> Verdict:
     languages = (lang,) if lang else tuple(rs.function_words) or ("en",)
     groups = (*languages, "")
     lists = rs.phrases.find(text, groups, triggers_only=True)
+    if not name_hits and not lists and rs.simple_gate and not (msg.reply_to and msg.reply_to.text):
+        # Nothing that can make a rule a candidate (no name, no trigger phrase, no parent
+        # message): unless a trigger regex matches, this is a clean message.
+        if not (rs.regex_set is not None and rs.regex_triggers and rs.regex_set.Match(text)):
+            return _clean(rs, lang)
     ctx = _Context(msg, norm, rs, lists, languages)
 
     drugs: list[DrugFound] = []
@@ -356,13 +361,17 @@ def _hits_for(rule: CompiledRule, spans, norm: Normalized, msg: Message, drugs: 
     ]
 
 
+def _clean(rs: RuleSet, lang: str | None) -> Verdict:
+    """The verdict of a message with nothing in it: the same value every time, built once."""
+    cached = rs.allow_verdicts.get(lang)
+    if cached is None:
+        cached = rs.allow_verdicts[lang] = Verdict(language=lang, ruleset_version=rs.version)
+    return cached
+
+
 def _merge(msg, rs, fired, hits, drugs, notes, ctx: _Context, lang) -> Verdict:
     if not fired and not drugs and not notes:
-        # Most messages: nothing found. The verdict is the same value every time; build it once.
-        cached = rs.allow_verdicts.get(lang)
-        if cached is None:
-            cached = rs.allow_verdicts[lang] = Verdict(language=lang, ruleset_version=rs.version)
-        return cached
+        return _clean(rs, lang)
     active = [r for r in fired if r.status == "active"]
     action = Action.HOLD if any("hold" in r.actions for r in active) else Action.ALLOW
     routes = set()

@@ -72,6 +72,9 @@ class RuleSet:
         self.question_triggers = any("question" in r.triggers for r in self.rules if r.triggers) or any(
             r.triggers is None for r in self.rules
         )
+        # Every rule needs a medicine, a trigger phrase or a trigger regex: a message with none of
+        # them is clean without building any context (most messages).
+        self.simple_gate = not self.question_triggers and all(r.triggers is not None for r in self.rules)
         # Regexes are run before the candidate check only if some rule can be triggered by one.
         self.regex_triggers = any(k.startswith("regex:") for r in self.rules if r.triggers for k in r.triggers) or any(
             r.triggers is None for r in self.rules
