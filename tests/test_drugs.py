@@ -28,6 +28,8 @@ from bot.models import Message
         ("Nolotil para el dolor", "dipyrone"),      # owner lexicon (Spain)
         ("insulin glargine pen", "insulin glargine"),
         ("Synthroid every morning", "levothyroxine"),  # canonical rename
+        ("got some xans off a guy", "alprazolam"),     # street name (owner lexicon)
+        ("on tirz for 3 months now", "tirzepatide"),   # community slang
     ],
 )
 def test_names_are_found(rules, text, drug):
