@@ -182,19 +182,3 @@ class Verdict(_Frozen):
 
 
 SEVERITY_ORDER = {s: i for i, s in enumerate(Severity)}
-__all__ = [
-    "Action",
-    "AdverseEvent",
-    "Author",
-    "Category",
-    "DrugFound",
-    "Hit",
-    "Message",
-    "Note",
-    "Patient",
-    "ReplyContext",
-    "Route",
-    "Seriousness",
-    "Severity",
-    "Verdict",
-]
