@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 import sys
+from bisect import bisect_left
+from functools import lru_cache
 import unicodedata
 from dataclasses import dataclass
 
@@ -31,6 +33,7 @@ TOKEN = re.compile(r"[^\W_]+")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g"})
 _SQUEEZE = re.compile(r"(.)\1+")
 _LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
+MAX_JOINED = 24  # longest name looked for among joined pieces
 MAX_PIECE = 5  # longest piece of a name split by separators
 # Worth trying to join: short pieces with a non-space separator, or three spaced single letters.
 _JOINABLE = re.compile(r"[^\W_][^\w\s'’]{1,3}[^\W_]|(?:^| )[^\W_] [^\W_] ")  # not "don't", "j'ai"
@@ -104,6 +107,7 @@ class DrugIndex:
                     for d in (key, *_deletes(key)):
                         self.deletes.setdefault(d, []).append(key)
         self.common_words = frozenset(common)  # the zipf values are needed at compile time only
+        self.longest = max((len(k) for k in self.exact if " " not in k), default=0)
         self.first_keys = frozenset({k for k in self.exact if " " not in k} | {p for p in self.prefixes if " " not in p})
 
     # -- lookups -------------------------------------------------------------------------
@@ -111,6 +115,8 @@ class DrugIndex:
     def _fuzzy(self, token: str) -> tuple[str, str] | None:
         """Return (key, how) for a rare token that stands for a lexicon name, or None."""
         how = "spelling"
+        if len(token) > self.longest + 2:
+            return None  # longer than any name: no lookups (a 1 MB "word" would build 1 MB deletes)
         if _HAS_DIGIT.search(token):
             if token.isdigit() or sum(c.isalpha() for c in token) < 2:
                 return None
@@ -203,8 +209,14 @@ class DrugIndex:
         if joinable:
             joined = self._joined(norm, spans, words, hits)
             if joined:
-                hits = [h for h in hits if not any(j.start <= h.start and h.end <= j.end for j in joined)]
-                hits.extend(joined)
+                inside = set()
+                starts_of = [h.start for h in hits]
+                for j in joined:
+                    k = bisect_left(starts_of, j.start)
+                    while k < len(hits) and hits[k].end <= j.end:
+                        inside.add(k)
+                        k += 1
+                hits = [h for k, h in enumerate(hits) if k not in inside] + joined
         return hits, unique
 
     def _joined(self, norm: Normalized, spans, words, found: list[NameHit]) -> list[NameHit]:
@@ -216,50 +228,79 @@ class DrugIndex:
         phrases ("met for min") never join.
         """
         orig, text, identity = norm.original, norm.text, norm.identity
-        taken = [(h.start, h.end) for h in found]
-        out: list[NameHit] = []
+        taken = [(h.start, h.end) for h in found]  # in text order, not overlapping
+        taken_starts = [a for a, _ in taken]
         n = len(words)
+
+        def links(j: int) -> bool:
+            """May word j and word j + 1 be pieces of one disguised name?"""
+            gap_start, gap_end = spans[j][1], spans[j + 1][0]
+            if not 1 <= gap_end - gap_start <= 3:
+                return False
+            left, right = len(words[j]), len(words[j + 1])
+            if identity and gap_end - gap_start == 1 and text[gap_start] == " " and orig[gap_start] == " ":
+                return left == 1 and right == 1  # the common case, a plain space: no lookups
+            a, b = (gap_start, gap_end) if identity else norm.span(gap_start, gap_end)
+            gap = orig[a:b]
+            if "'" in gap or "’" in gap:
+                return False  # an apostrophe joins words of the language, not a disguised name
+            if gap.isspace():
+                return left == 1 and right == 1
+            return _is_glue(gap) or (left <= MAX_PIECE and right <= MAX_PIECE)
+
+        def match(first: int, last: int) -> tuple[int, int, str] | None:
+            """The longest name made of pieces first.. (at most MAX_JOINED letters), trying the
+            run's first piece and, for one stray piece before the name, its second."""
+            for start in (first, first + 1):
+                if start >= last:
+                    break
+                joined, best = words[start], None
+                for j in range(start + 1, min(last, start + 14) + 1):
+                    joined += words[j]
+                    if len(joined) > MAX_JOINED:
+                        break  # disguised names are brands and generics, not chemical names
+                    if len(joined) >= 5:
+                        probe = joined.translate(_LEET) if _HAS_DIGIT.search(joined) else joined
+                        key = probe if probe in self.exact else self.squeezed.get(squeeze(probe))
+                        if key is not None and key not in self.ambiguous:
+                            best = (start, j, key)
+                if best is not None:
+                    return best
+            return None
+
+        # Runs of linked pieces are found once; names are looked for from the start of each run
+        # (and after each name found in it), so a megabyte of "a.b.c.d." stays linear.
+        out: list[NameHit] = []
         i = 0
-        while i < n:
-            best = None
-            joined = words[i]
-            j = i
-            while j + 1 < n and j - i < 14:
-                gap_start, gap_end = spans[j][1], spans[j + 1][0]
-                if not 1 <= gap_end - gap_start <= 3:
-                    break
-                left, right = len(words[j]), len(words[j + 1])
-                if identity and gap_end - gap_start == 1 and text[gap_start] == " " and orig[gap_start] == " ":
-                    if left != 1 or right != 1:
-                        break  # the common case, a plain space between ordinary words: no lookups
-                a, b = (gap_start, gap_end) if identity else norm.span(gap_start, gap_end)
-                gap = orig[a:b]
-                if "'" in gap or "’" in gap:
-                    break  # an apostrophe joins words of the language, not a disguised name
-                if gap.isspace():
-                    if left != 1 or right != 1:
-                        break
-                elif not _is_glue(gap) and (left > MAX_PIECE or right > MAX_PIECE):
-                    break
-                j += 1
-                joined += words[j]
-                if len(joined) >= 5:
-                    probe = joined.translate(_LEET) if _HAS_DIGIT.search(joined) else joined
-                    key = probe if probe in self.exact else self.squeezed.get(squeeze(probe))
-                    if key is not None and key not in self.ambiguous:
-                        best = (j, key)
-            if best is None:
+        while i < n - 1:
+            if not links(i):
                 i += 1
                 continue
-            j, key = best
-            s, e = spans[i][0], spans[j][1]
-            # A joined name wins over pieces matched on their own inside it ("normin" in "Akne·normin").
-            if not any(a < e and s < b and not (s <= a and b <= e) for a, b in taken):
-                out.append(NameHit(s, e, key, self.exact[key], "evasion", False))
-            i = j + 1
+            r = i + 1
+            while r < n - 1 and links(r):
+                r += 1
+            pos = i
+            while pos < r:
+                found_name = match(pos, r)
+                if found_name is None:
+                    break
+                first, j, key = found_name
+                s, e = spans[first][0], spans[j][1]
+                # A joined name wins over pieces matched on their own inside it ("normin" in
+                # "Akne·normin"), but not over a name that only overlaps it.
+                k = bisect_left(taken_starts, e)
+                overlapping = []
+                while k > 0 and taken[k - 1][1] > s:
+                    overlapping.append(taken[k - 1])
+                    k -= 1
+                if all(s <= a and b <= e for a, b in overlapping):
+                    out.append(NameHit(s, e, key, self.exact[key], "evasion", False))
+                pos = j + 1
+            i = r + 1
         return out
 
 
+@lru_cache(maxsize=4096)
 def _is_glue(gap: str) -> bool:
     """Invisible characters and symbols between letters: always an evasion, whatever the pieces."""
     return all(unicodedata.category(c) in _GLUE for c in gap)

@@ -17,7 +17,7 @@ Per message, in order:
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 
 from .drugs import TOKEN, NameHit
 from .models import (
@@ -56,7 +56,7 @@ class _Context:
     """What is known about one message while its candidate rules are evaluated."""
 
     __slots__ = ("msg", "norm", "rs", "_starts", "lists", "languages", "named", "named_keys", "implied", "regex_hits",
-                 "_terms", "question")
+                 "_terms", "question", "_cache")
 
     def __init__(self, msg: Message, norm: Normalized, rs: RuleSet, lists, languages):
         self.msg = msg
@@ -71,6 +71,7 @@ class _Context:
         self.regex_hits: set[int] = set()
         self._terms: dict[str, list[tuple[int, int]]] = {}
         self.question = False
+        self._cache: dict = {}  # sorted word indices, by what they are of
 
     def reset_terms(self) -> None:
         self._terms.clear()
@@ -90,16 +91,22 @@ class _Context:
             self._terms[name] = got
         return got
 
+    def word_indices(self, name: str) -> list[int]:
+        """Sorted word indices of a term list's hits, so that "within N words" is a bisect."""
+        got = self._cache.get(name)
+        if got is None:
+            got = self._cache[name] = sorted(self.word(s) for s, _ in self.terms(name))
+        return got
+
     def guarded(self, span: tuple[int, int], guards) -> bool:
         """True when a cue of a guard's lists stands within its reach: `reach` words before the
         span when negative, after it when positive."""
         first, last = self.word(span[0]), self.word(max(span[1] - 1, span[0]))
         for names, reach in guards:
+            lo, hi = (first + reach, first - 1) if reach < 0 else (last + 1, last + reach)
             for name in names:
-                for s, _ in self.terms(name):
-                    w = self.word(s)
-                    if (reach < 0 and first + reach <= w < first) or (reach > 0 and last < w <= last + reach):
-                        return True
+                if _any_between(self.word_indices(name), lo, hi):
+                    return True
         return False
 
 
@@ -151,15 +158,22 @@ def _near(m: CompiledMatch, ctx: _Context) -> list[tuple[int, int]] | None:
         if not r:
             return None
         results.append(r)
+    # Each other part sorted by word index once: finding its spans near an anchor is a bisect,
+    # so a megabyte of repeated names and symptoms stays linear.
+    others = []
+    for other in results[1:]:
+        anywhere = [s for s in other if s == ANYWHERE]
+        placed = sorted((ctx.word(s[0]), s) for s in other if s != ANYWHERE)
+        others.append((anywhere, [w for w, _ in placed], [s for _, s in placed]))
     out: list[tuple[int, int]] = []
     for anchor in results[0]:
         picked = [anchor]
         aw = None if anchor == ANYWHERE else ctx.word(anchor[0])
-        for other in results[1:]:
-            close = [
-                s for s in other
-                if s == ANYWHERE or aw is None or abs(ctx.word(s[0]) - aw) <= m.within
-            ]
+        for anywhere, words, spans in others:
+            if aw is None:
+                close = anywhere + spans
+            else:
+                close = anywhere + spans[bisect_left(words, aw - m.within) : bisect_right(words, aw + m.within)]
             if not close:
                 break
             picked.extend(close)
@@ -202,21 +216,30 @@ def guess_language(words: set[str], rs: RuleSet) -> str | None:
 _STRENGTH_AFTER = re.compile(r"\s{0,2}\d")
 
 
+def _any_between(indices: list[int], lo: int, hi: int) -> bool:
+    i = bisect_left(indices, lo)
+    return i < len(indices) and indices[i] <= hi
+
+
 def _has_context(hit: NameHit, ctx: _Context, others: list[NameHit]) -> bool:
     """Medicine context near an ambiguous name: a strength after it ("ASS 500", "Allegra 180"),
     a medicine word or a dose within a few words, or another, unambiguous medicine."""
     if _STRENGTH_AFTER.match(ctx.norm.text, hit.end):
         return True
     w = ctx.word(hit.start)
-    for s, _ in ctx.terms("drug_context"):
-        if abs(ctx.word(s) - w) <= CONTEXT_WINDOW:
-            return True
-    for o in others:
-        if o is not hit and not o.ambiguous and abs(ctx.word(o.start) - w) <= CONTEXT_WINDOW:
-            return True
-    for mm in _DOSE.finditer(ctx.norm.text):
-        if abs(ctx.word(mm.start()) - w) <= CONTEXT_WINDOW:
-            return True
+    lo, hi = w - CONTEXT_WINDOW, w + CONTEXT_WINDOW
+    if _any_between(ctx.word_indices("drug_context"), lo, hi):
+        return True
+    named = ctx._cache.get("#named")
+    if named is None:
+        named = ctx._cache["#named"] = sorted(ctx.word(o.start) for o in others if not o.ambiguous)
+    if _any_between(named, lo, hi):
+        return True
+    doses = ctx._cache.get("#doses")
+    if doses is None:
+        doses = ctx._cache["#doses"] = sorted(ctx.word(mm.start()) for mm in _DOSE.finditer(ctx.norm.text))
+    if _any_between(doses, lo, hi):
+        return True
     return False
 
 
@@ -339,7 +362,11 @@ def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def _hits_for(rule: CompiledRule, spans, norm: Normalized, msg: Message, drugs: list[DrugFound]) -> list[Hit]:
     originals = _merged([norm.span(s, e) for s, e in spans]) or [(0, 0)]
-    names = sorted({d.canonical for d in drugs if any(a <= d.span[0] < b for a, b in originals) or d.how == "thread"})
+    starts = [a for a, _ in originals]  # sorted and not overlapping (merged)
+    names = sorted({
+        d.canonical for d in drugs
+        if d.how == "thread" or ((k := bisect_right(starts, d.span[0]) - 1) >= 0 and d.span[0] < originals[k][1])
+    })
     matched = ", ".join(dict.fromkeys(msg.text[a:b] for a, b in originals if b > a))
     template = rule.rule.explain or rule.rule.title
     try:

@@ -181,4 +181,3 @@ class Verdict(_Frozen):
         return self.action is Action.HOLD
 
 
-SEVERITY_ORDER = {s: i for i, s in enumerate(Severity)}

@@ -12,6 +12,8 @@ language is known is scanned only for its own language's phrases.
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 import ahocorasick
 
 MAX_GAP = 3  # words allowed between the parts of a "doet ... niks meer" phrase
@@ -71,12 +73,15 @@ class PhraseIndex:
                 if not spans:
                     chains = []
                     break
-                chains = [
-                    (start, e)
-                    for start, end in chains
-                    for s, e in spans
-                    if s >= end and len(text[end:s].split()) <= MAX_GAP
-                ]
+                starts = [s for s, _ in spans]  # scanned left to right: sorted
+                linked = []
+                for start, end in chains:
+                    k = bisect_left(starts, end)
+                    # Only the next few parts can be within MAX_GAP words: stop at the first too far.
+                    while k < len(spans) and len(text[end : spans[k][0]].split()) <= MAX_GAP:
+                        linked.append((start, spans[k][1]))
+                        k += 1
+                chains = linked
             if chains:
                 out.setdefault(list_id, []).extend(dict.fromkeys(chains))
 

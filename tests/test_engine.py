@@ -90,3 +90,25 @@ def test_phrases_with_a_gap_allow_words_inside(rules, text, lang):
 def test_gapped_phrase_parts_must_be_close(rules):
     text = "sumatriptan doet het goed, ik heb nu veel minder aanvallen en niks meer last"
     assert "lack_of_efficacy" not in screen(Message(text=text, language="nl"), rules).special_situations
+
+
+@pytest.mark.parametrize(
+    "piece, drugs",
+    [
+        # Regression: each of these once took minutes or exhausted memory at 1 MB (quadratic
+        # overlap checks, a fuzzy lookup building deletes of a 1 MB "word", a joiner restarting
+        # at every piece). They must give a correct result in linear time.
+        ("oz\u200bem💉pic ß ", 1),
+        ("o z e m p i c ", 1),
+        ("a.b.c.d.", 0),
+        ("since I started ozempic I throw up, ", 1),
+    ],
+)
+def test_adversarial_long_messages_give_a_correct_result(rules, piece, drugs):
+    repeats = 200_000 // len(piece)
+    v = screen(Message(text=piece * repeats), rules)
+    assert len(v.drugs) == drugs * repeats
+
+
+def test_a_single_giant_word_is_not_looked_up(rules):
+    assert screen(Message(text="x" * 1_000_000), rules).drugs == ()
