@@ -243,6 +243,18 @@ def _has_context(hit: NameHit, ctx: _Context, others: list[NameHit]) -> bool:
     return False
 
 
+def _parent_names(rs: RuleSet, text: str) -> list[NameHit]:
+    """The medicines the parent message names. An ambiguous name counts when the parent itself
+    shows it is a medicine ("ASS 500", "Allegra 180 mg", or beside an unambiguous name); the
+    parent's phrase lists are not scanned, so a reply stays cheap."""
+    norm = Normalized(text)
+    hits, _ = rs.drugs.find(norm)
+    if not any(h.ambiguous for h in hits):
+        return hits
+    sure = any(not h.ambiguous for h in hits) or _DOSE.search(norm.text) is not None
+    return [h for h in hits if not h.ambiguous or sure or _STRENGTH_AFTER.match(norm.text, h.end)]
+
+
 def _present(ctx: _Context, text: str, question: bool = True) -> set[str]:
     """The trigger keys this message has: drugs, regexes, question, and the phrase lists found.
 
@@ -300,12 +312,11 @@ def screen(msg: Message, rs: RuleSet) -> Verdict:
 
     ctx.implied = list(ctx.terms("implied_drug"))
     if msg.reply_to and msg.reply_to.text:
-        parent_hits, _ = rs.drugs.find(Normalized(msg.reply_to.text))
+        parent_hits = _parent_names(rs, msg.reply_to.text)
         for h in parent_hits:
-            if not h.ambiguous:
-                for c in h.canonicals:
-                    drugs.append(DrugFound.trusted(canonical=c, surface=h.key, span=(0, 0), matched=h.key, how="thread"))
-        if any(not h.ambiguous for h in parent_hits):
+            for c in h.canonicals:
+                drugs.append(DrugFound.trusted(canonical=c, surface=h.key, span=(0, 0), matched=h.key, how="thread"))
+        if parent_hits:
             ctx.implied.append(ANYWHERE)
 
     regexes_done = False

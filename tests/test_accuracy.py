@@ -6,8 +6,6 @@ the scores printed so the author sees which category moved.
 
 from pathlib import Path
 
-import pytest
-
 from bot.evaluate import evaluate, load_labelled
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -26,7 +24,7 @@ FLOORS = {
     "evasion": (0.0, 0.95),
     "drug_mention": (0.98, 0.98),
     "prescription_advice": (0.86, 0.84),
-    "adverse_event": (0.80, 0.93),
+    "adverse_event": (0.81, 0.95),
     "special_situation": (0.82, 0.89),
     "medical_inquiry": (0.94, 0.88),
 }
@@ -39,11 +37,6 @@ def test_accuracy_does_not_regress(rules):
         assert got.precision >= precision and got.recall >= recall, (name, got.precision, got.recall)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue #2 target adverse_event recall >= 0.95 is not met yet (0.942, README, Accuracy); "
-    "strict, so it fails loudly once it is",
-)
 def test_accuracy_targets(rules):
     ev = evaluate(load_labelled([CORPUS]), rules)
     s = ev.scores

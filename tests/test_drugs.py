@@ -68,3 +68,14 @@ def test_thread_context_names_the_suspect_drug(rules):
     assert "adverse_event" in v.categories
     assert v.adverse_event.suspect_drugs == ("lamotrigine",)
     assert v.drug_names == ()  # named in the parent, not in this message
+
+
+def test_thread_parent_ambiguous_name_counts_when_the_parent_shows_a_strength(rules):
+    """"ASS 500" in the parent is aspirin; "Allegra" the girl in the parent is nobody's suspect drug."""
+    from bot.models import ReplyContext
+
+    reply = "I did exactly that and got nosebleeds for days"
+    v = screen(Message(text=reply, reply_to=ReplyContext(message_id="1", text="try ASS 500, two with a coke")), rules)
+    assert v.adverse_event is not None and v.adverse_event.suspect_drugs == ("aspirin",)
+    v = screen(Message(text=reply, reply_to=ReplyContext(message_id="1", text="Allegra said to try it")), rules)
+    assert v.adverse_event is None
