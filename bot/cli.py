@@ -244,5 +244,15 @@ def rules_test(rules_dir: Path | None) -> None:
     click.echo(f"ok: {run} rule examples passed across {len(rs.rules)} rules")
 
 
+def _register() -> None:
+    from .cli_audit import audit_group
+    from .cli_cases import outbox_group, review, run, status
+
+    for command in (run, status, review, outbox_group, audit_group):
+        main.add_command(command)
+
+
+_register()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -114,8 +114,9 @@ def _pack_files(root: Path, name: str, seen: set[Path], out: list[tuple[Path, Pa
     out.append((path, pack, doc))
 
 
-def load_ruleset(rules_dir: Path | None = None, *, collect_errors: bool = False) -> RuleSet:
-    """Build a RuleSet from the shipped rules plus `rules_dir`; raise RuleFileError on any problem."""
+def load_ruleset(rules_dir: Path | None = None, *, collect_errors: bool = False, profile: str = "default") -> RuleSet:
+    """Build a RuleSet from the shipped rules plus `rules_dir` for one community profile
+    (`profiles/<profile>.yaml`); raise RuleFileError on any problem."""
     shipped = shipped_rules_dir()
     roots = [shipped] + ([Path(rules_dir)] if rules_dir and Path(rules_dir).resolve() != shipped.resolve() else [])
     issues: list[RuleIssue] = []
@@ -154,9 +155,12 @@ def load_ruleset(rules_dir: Path | None = None, *, collect_errors: bool = False)
         b.lexicon_ids = index.lexicon_ids
 
     pack_root = roots[-1] if (roots[-1] / "packs").is_dir() and any((roots[-1] / "packs").glob("*.yaml")) else shipped
-    profile_path = pack_root / "profiles" / "default.yaml"
+    profile_path = pack_root / "profiles" / f"{profile}.yaml"
+    if not profile_path.exists() and (shipped / "profiles" / f"{profile}.yaml").exists():
+        profile_path = shipped / "profiles" / f"{profile}.yaml"
     if not profile_path.exists():
-        profile_path = shipped / "profiles" / "default.yaml"
+        raise RuleFileError([RuleIssue(Location(profile_path), f"profile {profile!r} not found",
+                                       f"create profiles/{profile}.yaml in the rules folder, or use profile = \"default\"")])
     files.append(profile_path)
     loaded_profile = attempt(load_model, profile_path, Profile, "profile")
     profile = loaded_profile[0] if loaded_profile else Profile(id="fallback", packs=[])

@@ -1,0 +1,379 @@
+"""The case lifecycle: what happens to a screened message, recorded so that nothing is lost.
+
+`CaseBook.record` takes a message and its verdict and, in one transaction, stores the message,
+opens or reopens the moderation case, opens the pharmacovigilance case (day zero = the moment the
+bot first saw the post), queues every delivery in the outbox and writes the audit entries. It is
+idempotent by (platform, message id): a message seen twice changes nothing, an edited message is
+screened again. Moderator decisions go through `decide`, which refuses (and audits the refusal)
+anyone who is not a moderator of the community or a transition the current state does not allow.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlite_utils
+
+from . import audit
+from .config import Community, Config
+from .models import Author, Category, Message, Verdict
+from .outbox import enqueue
+from .pv import build_pv_case, is_pv, report_id
+from .store import iso, now, parse_time, transaction
+
+# state -> {decision: new state}
+TRANSITIONS: dict[str, dict[str, str]] = {
+    "held": {"approve": "approved", "reject": "rejected", "escalate": "escalated"},
+    "escalated": {"approve": "approved", "reject": "rejected"},
+    "approved": {"reopen": "held"},
+    "rejected": {"reopen": "held"},
+}
+OPEN_STATES = ("held", "escalated")
+
+# decision -> reason codes a moderator picks from (the free-text note says the rest)
+REASONS: dict[str, tuple[str, ...]] = {
+    "approve": ("compliant", "false_positive", "allowed_in_community", "other"),
+    "reject": ("drug_name", "promotion", "medical_advice", "off_label", "unsafe", "spam", "other"),
+    "escalate": ("pharmacovigilance", "medical_information", "legal", "other"),
+    "reopen": ("new_information", "wrong_decision", "edited", "other"),
+}
+
+
+class Refused(Exception):
+    """A moderator action that was not carried out; the message says why and what to do instead."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: an identity on a platform ("terminal" for `pharmamod review`), with its roles there.
+
+    `verified` means the platform adapter has already checked the actor's moderator rights against
+    the platform itself (Discord roles, Telegram chat admins, Reddit moderators)."""
+
+    id: str
+    platform: str = "terminal"
+    roles: tuple[str, ...] = ()
+    verified: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.id}"
+
+
+@dataclass
+class Recorded:
+    status: str  # new | duplicate | edited
+    message_row: int
+    case_id: int | None = None
+    pv_report_id: str | None = None
+    deliveries: list[str] = field(default_factory=list)
+
+
+def _verdict_summary(v: Verdict) -> dict[str, Any]:
+    """What the audit keeps of a verdict: rules, spans and names, never the text."""
+    return {
+        "action": v.action.value,
+        "categories": list(v.categories),
+        "rules": [[h.rule, h.span[0], h.span[1]] for h in v.hits],
+        "drugs": list(v.drug_names),
+        "ruleset_version": v.ruleset_version,
+    }
+
+
+class CaseBook:
+    """The only writer of messages, cases, decisions and PV cases."""
+
+    def __init__(self, db: sqlite_utils.Database, config: Config | None = None):
+        self.db = db
+        self.config = config or Config()
+
+    # -- screening results -------------------------------------------------------------------
+
+    def record(self, msg: Message, verdict: Verdict, seen_at: datetime | None = None) -> Recorded:
+        with transaction(self.db):
+            return self.record_in_transaction(msg, verdict, seen_at)
+
+    def record_in_transaction(self, msg: Message, verdict: Verdict, seen_at: datetime | None = None) -> Recorded:
+        """`record` for a caller that batches several messages in one transaction."""
+        db = self.db
+        t = seen_at or now()
+        ts = iso(t)
+        chash = audit.content_hash(msg.text)
+        row = db.execute("SELECT id, content_hash, versions FROM messages WHERE platform = ? AND message_id = ?",
+                         (msg.platform, msg.message_id)).fetchone()
+        if row and row[1] == chash:
+            return Recorded("duplicate", row[0])
+        subject = f"{msg.platform}:{msg.message_id}"
+        fields = dict(
+            community=msg.community, channel=msg.channel, author_id=msg.author.id,
+            author_name=msg.author.display_name, text=msg.text, content_hash=chash, language=verdict.language,
+            permalink=msg.permalink, reply_to=msg.reply_to.message_id if msg.reply_to else None,
+            created_at=iso(msg.created_at) if msg.created_at else None, last_seen_at=ts,
+            action=verdict.action.value, categories=json.dumps(list(verdict.categories)),
+            drugs=json.dumps(list(verdict.drug_names)), verdict=verdict.model_dump_json(),
+            ruleset_version=verdict.ruleset_version,
+        )
+        if row:
+            mrow, version = row[0], row[2] + 1
+            db.execute(f"UPDATE messages SET {', '.join(f'{k} = ?' for k in fields)}, versions = ? WHERE id = ?",
+                       (*fields.values(), version, mrow))
+            audit.append(db, "message_edited", subject, {"content_hash": chash, "version": version}, at=t)
+            status = "edited"
+        else:
+            version = 1
+            cur = db.execute(
+                f"INSERT INTO messages (platform, message_id, first_seen_at, {', '.join(fields)}) "
+                f"VALUES (?, ?, ?, {', '.join('?' * len(fields))})",
+                (msg.platform, msg.message_id, ts, *fields.values()))
+            mrow = cur.lastrowid
+            audit.append(db, "message_seen", subject, {
+                "content_hash": chash, "community": msg.community, "channel": msg.channel,
+                "author": msg.author.id}, at=t)
+            status = "new"
+        audit.append(db, "verdict", subject, {**_verdict_summary(verdict), "version": version}, at=t)
+        out = Recorded(status, mrow)
+        community = self.config.community_of(msg.community)
+        if verdict.held:
+            out.case_id = self._hold(msg, verdict, mrow, version, community, t)
+        if is_pv(verdict):
+            out.pv_report_id = self._pv_case(msg, verdict, mrow, community, t, out)
+        if Category.MEDICAL_INQUIRY.value in verdict.categories:
+            for route in community.medinfo_routes:
+                key = f"medinfo:{route}:{subject}:v{version}"
+                if enqueue(db, key, route, "medical_inquiry", subject, {
+                        "platform": msg.platform, "community": msg.community, "message_id": msg.message_id,
+                        "author": msg.author.id, "language": verdict.language, "text": msg.text,
+                        "permalink": msg.permalink}, at=t):
+                    out.deliveries.append(key)
+        return out
+
+    def _hold(self, msg: Message, verdict: Verdict, mrow: int, version: int, community: Community,
+              t: datetime) -> int:
+        db, ts = self.db, iso(t)
+        subject = f"{msg.platform}:{msg.message_id}"
+        rules = json.dumps([h.rule for h in verdict.hits])
+        cats = json.dumps(list(verdict.categories))
+        respond_by = iso(t + timedelta(hours=community.respond_within_hours))
+        row = db.execute("SELECT id, state FROM cases WHERE message = ?", (mrow,)).fetchone()
+        if row is None:
+            cur = db.execute(
+                "INSERT INTO cases (message, platform, message_id, community, state, categories, rules, opened_at, "
+                "updated_at, respond_by) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (mrow, msg.platform, msg.message_id, msg.community, "held", cats, rules, ts, ts, respond_by))
+            case_id = cur.lastrowid
+            audit.append(db, "case_opened", f"case:{case_id}", {
+                "message": subject, "categories": json.loads(cats), "respond_by": respond_by}, at=t)
+        else:
+            case_id, state = row
+            if state in OPEN_STATES:
+                db.execute("UPDATE cases SET categories = ?, rules = ?, updated_at = ? WHERE id = ?",
+                           (cats, rules, ts, case_id))
+            else:
+                # Approved (or rejected), then edited into something that must be held: held again.
+                db.execute("UPDATE cases SET state = 'held', categories = ?, rules = ?, updated_at = ?, "
+                           "respond_by = ?, reminded_at = NULL WHERE id = ?", (cats, rules, ts, respond_by, case_id))
+                db.execute("INSERT INTO decisions (case_id, from_state, to_state, actor, actor_platform, reason_code, "
+                           "note, at) VALUES (?,?,?,?,?,?,?,?)",
+                           (case_id, state, "held", "pharmamod", "pharmamod", "edited",
+                            f"message edited (version {version}) and held again", ts))
+                audit.append(db, "case_reopened", f"case:{case_id}", {
+                    "from": state, "reason_code": "edited", "version": version}, at=t)
+        enqueue(db, f"hold:{subject}:v{version}", f"adapter:{msg.platform}", "hold", f"case:{case_id}", {
+            "platform": msg.platform, "community": msg.community, "channel": msg.channel,
+            "message_id": msg.message_id, "case_id": case_id}, at=t)
+        profile_notify = verdict.notify_author is not None
+        if community.notify_authors and profile_notify:
+            enqueue(db, f"notify:{subject}:v{version}", f"adapter:{msg.platform}", "notify", f"case:{case_id}", {
+                "platform": msg.platform, "community": msg.community, "channel": msg.channel,
+                "message_id": msg.message_id, "author": msg.author.id, "text": verdict.notify_author,
+                "case_id": case_id}, at=t)
+        return case_id
+
+    def _pv_case(self, msg: Message, verdict: Verdict, mrow: int, community: Community, t: datetime,
+                 out: Recorded) -> str:
+        db, ts = self.db, iso(t)
+        rid = report_id(self.config.pv.sender, msg.platform, msg.message_id)
+        row = db.execute("SELECT id, day_zero, versions FROM pv_cases WHERE report_id = ?", (rid,)).fetchone()
+        # Day zero is when the bot first saw a qualifying version of the post; follow-up keeps it.
+        day_zero = parse_time(row[1]) if row else t
+        case = build_pv_case(msg, verdict, day_zero, sender=self.config.pv.sender, country=community.country,
+                             solicited=community.solicited, table=self.config.pv.deadlines or None)
+        due = iso(case.due) if case.due else None
+        data = case.model_dump_json()
+        if row is None:
+            version = 1
+            db.execute(
+                "INSERT INTO pv_cases (report_id, message, platform, message_id, community, kinds, day_zero, serious, "
+                "due_at, complete, missing, status, data, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (rid, mrow, msg.platform, msg.message_id, msg.community, json.dumps(list(case.kinds)), iso(day_zero),
+                 int(case.serious), due, int(case.criteria.complete), json.dumps(list(case.criteria.missing)),
+                 "open", data, ts))
+            audit.append(db, "pv_case_opened", f"pv:{rid}", {
+                "message": f"{msg.platform}:{msg.message_id}", "kinds": list(case.kinds), "day_zero": iso(day_zero),
+                "serious": case.serious, "due_at": due, "missing": list(case.criteria.missing)}, at=t)
+        else:
+            version = row[2] + 1
+            db.execute("UPDATE pv_cases SET kinds = ?, serious = ?, due_at = ?, complete = ?, missing = ?, data = ?, "
+                       "versions = ?, updated_at = ? WHERE id = ?",
+                       (json.dumps(list(case.kinds)), int(case.serious), due, int(case.criteria.complete),
+                        json.dumps(list(case.criteria.missing)), data, version, ts, row[0]))
+            audit.append(db, "pv_case_followup", f"pv:{rid}", {
+                "version": version, "serious": case.serious, "due_at": due,
+                "missing": list(case.criteria.missing)}, at=t)
+        for route in community.pv_routes:
+            key = f"pv:{route}:{rid}:v{version}"
+            if enqueue(db, key, route, "pv_case", f"pv:{rid}", json.loads(data), at=t):
+                out.deliveries.append(key)
+        return rid
+
+    # -- moderator decisions -----------------------------------------------------------------
+
+    def is_moderator(self, actor: Actor, community: str) -> bool:
+        if actor.verified:
+            return True
+        c = self.config.community_of(community)
+        if actor.platform == "terminal":
+            return actor.id in c.moderators
+        return bool(set(actor.roles) & set(c.moderator_roles))
+
+    def _refuse(self, actor: Actor, subject: str, action: str, why: str) -> Refused:
+        with transaction(self.db):
+            audit.append(self.db, "refused", subject, {"action": action, "why": why}, actor=str(actor))
+        return Refused(why)
+
+    def decide(self, case_id: int, decision: str, actor: Actor, reason_code: str, note: str = "",
+               at: datetime | None = None) -> str:
+        """Apply a moderator's decision; return the new state or raise Refused (audited)."""
+        t = at or now()
+        row = self.db.execute("SELECT state, community, platform, message_id FROM cases WHERE id = ?",
+                              (case_id,)).fetchone()
+        subject = f"case:{case_id}"
+        if row is None:
+            raise Refused(f"no case {case_id}; `pharmamod review list` shows the open cases")
+        state, community, platform, message_id = row
+        if not self.is_moderator(actor, community):
+            raise self._refuse(actor, subject, decision,
+                               f"{actor} is not a moderator of community {community!r}; "
+                               "ask an owner to add you to its moderators in the config")
+        allowed = TRANSITIONS.get(state, {})
+        if decision not in allowed:
+            can = ", ".join(allowed) or "nothing"
+            raise self._refuse(actor, subject, decision,
+                               f"case {case_id} is {state}: {decision} is not possible from there (allowed: {can})")
+        if reason_code not in REASONS[decision]:
+            raise self._refuse(actor, subject, decision,
+                               f"reason code {reason_code!r} is not one for {decision}; use one of "
+                               + ", ".join(REASONS[decision]))
+        new = allowed[decision]
+        ts = iso(t)
+        with transaction(self.db):
+            # Re-read under the write lock: another moderator may have decided meanwhile.
+            current = self.db.execute("SELECT state FROM cases WHERE id = ?", (case_id,)).fetchone()[0]
+            if current != state:
+                audit.append(self.db, "refused", subject, {"action": decision, "why": "state changed"}, actor=str(actor))
+                raise Refused(f"case {case_id} changed to {current} while you decided; look at it again")
+            self.db.execute("UPDATE cases SET state = ?, updated_at = ? WHERE id = ?", (new, ts, case_id))
+            self.db.execute("INSERT INTO decisions (case_id, from_state, to_state, actor, actor_platform, reason_code, "
+                            "note, at) VALUES (?,?,?,?,?,?,?,?)",
+                            (case_id, state, new, actor.id, actor.platform, reason_code, note, ts))
+            audit.append(self.db, "decision", subject, {"decision": decision, "from": state, "to": new,
+                                                        "reason_code": reason_code, "note": note}, actor=str(actor), at=t)
+            msg_subject = f"{platform}:{message_id}"
+            payload = {"platform": platform, "community": community, "message_id": message_id, "case_id": case_id}
+            n = self.db.execute("SELECT count(*) FROM decisions WHERE case_id = ?", (case_id,)).fetchone()[0]
+            if new == "approved":
+                enqueue(self.db, f"restore:{msg_subject}:d{n}", f"adapter:{platform}", "restore", subject, payload, at=t)
+            elif new == "held":
+                enqueue(self.db, f"hold:{msg_subject}:d{n}", f"adapter:{platform}", "hold", subject, payload, at=t)
+            elif new == "escalated":
+                self._escalate(case_id, reason_code, t)
+        return new
+
+    def _escalate(self, case_id: int, reason_code: str, t: datetime) -> None:
+        """Escalating sends the case on: to medical information, or to PV when the bot did not open one."""
+        mrow, platform, message_id, community = self.db.execute(
+            "SELECT message, platform, message_id, community FROM cases WHERE id = ?", (case_id,)).fetchone()
+        c = self.config.community_of(community)
+        text, verdict_json, first_seen, author_id, author_name, channel, permalink = self.db.execute(
+            "SELECT text, verdict, first_seen_at, author_id, author_name, channel, permalink FROM messages "
+            "WHERE id = ?", (mrow,)).fetchone()
+        subject = f"{platform}:{message_id}"
+        if reason_code == "medical_information":
+            for route in c.medinfo_routes:
+                enqueue(self.db, f"medinfo:{route}:{subject}:escalated", route, "medical_inquiry", subject, {
+                    "platform": platform, "community": community, "message_id": message_id, "text": text,
+                    "escalated_case": case_id}, at=t)
+        elif reason_code == "pharmacovigilance":
+            rid = report_id(self.config.pv.sender, platform, message_id)
+            if self.db.execute("SELECT 1 FROM pv_cases WHERE report_id = ?", (rid,)).fetchone():
+                return
+            # A moderator saw an AE the rules missed: day zero is still when the bot first saw it.
+            msg = Message(platform=platform, message_id=message_id, community=community, channel=channel,
+                          text=text or "", permalink=permalink, author=Author(id=author_id, display_name=author_name))
+            day_zero = parse_time(first_seen)
+            case = build_pv_case(msg, Verdict.model_validate_json(verdict_json), day_zero,
+                                 sender=self.config.pv.sender, country=c.country, solicited=c.solicited,
+                                 table=self.config.pv.deadlines or None)
+            case = case.model_copy(update={"kinds": ("adverse_event",)})
+            self.db.execute(
+                "INSERT INTO pv_cases (report_id, message, platform, message_id, community, kinds, day_zero, serious, "
+                "due_at, complete, missing, status, data, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (rid, mrow, platform, message_id, community, json.dumps(["adverse_event"]), first_seen,
+                 int(case.serious), iso(case.due) if case.due else None, int(case.criteria.complete),
+                 json.dumps(list(case.criteria.missing)), "open", case.model_dump_json(), iso(t)))
+            audit.append(self.db, "pv_case_opened", f"pv:{rid}", {
+                "message": subject, "kinds": ["adverse_event"], "day_zero": first_seen, "by": "moderator escalation",
+                "missing": list(case.criteria.missing)}, at=t)
+            for route in c.pv_routes:
+                enqueue(self.db, f"pv:{route}:{rid}:v1", route, "pv_case", f"pv:{rid}", json.loads(case.model_dump_json()),
+                        at=t)
+
+    def not_an_ae(self, report: str, actor: Actor, reason: str, at: datetime | None = None) -> None:
+        """Mark a PV case "not an AE": only with a reason, and the case itself is kept."""
+        t = at or now()
+        row = self.db.execute("SELECT community, status FROM pv_cases WHERE report_id = ?", (report,)).fetchone()
+        subject = f"pv:{report}"
+        if row is None:
+            raise Refused(f"no PV case {report}; `pharmamod review list --pv` shows them")
+        if not self.is_moderator(actor, row[0]):
+            raise self._refuse(actor, subject, "not_ae", f"{actor} is not a moderator of community {row[0]!r}")
+        if not reason.strip():
+            raise self._refuse(actor, subject, "not_ae", "say why it is not an adverse event (--reason)")
+        with transaction(self.db):
+            self.db.execute("UPDATE pv_cases SET status = 'not_ae', status_reason = ?, updated_at = ? WHERE report_id = ?",
+                            (reason, iso(t), report))
+            audit.append(self.db, "pv_not_ae", subject, {"reason": reason, "was": row[1]}, actor=str(actor), at=t)
+
+    # -- response time -----------------------------------------------------------------------
+
+    def remind(self, at: datetime | None = None) -> list[int]:
+        """Queue a reminder for every open case whose response time runs out soon; once per case."""
+        t = at or now()
+        due: list[int] = []
+        rows = self.db.execute(
+            "SELECT id, community, platform, respond_by FROM cases WHERE state IN ('held', 'escalated') "
+            "AND reminded_at IS NULL").fetchall()
+        for case_id, community, platform, respond_by in rows:
+            before = timedelta(hours=self.config.community_of(community).remind_before_hours)
+            if parse_time(respond_by) - before <= t:
+                due.append(case_id)
+        if due:
+            with transaction(self.db):
+                for case_id in due:
+                    self.db.execute("UPDATE cases SET reminded_at = ? WHERE id = ?", (iso(t), case_id))
+                    community, platform, respond_by = self.db.execute(
+                        "SELECT community, platform, respond_by FROM cases WHERE id = ?", (case_id,)).fetchone()
+                    audit.append(self.db, "reminder", f"case:{case_id}", {"respond_by": respond_by}, at=t)
+                    enqueue(self.db, f"remind:case:{case_id}:{respond_by}", f"adapter:{platform}", "remind",
+                            f"case:{case_id}", {"case_id": case_id, "community": community,
+                                                "respond_by": respond_by}, at=t)
+        return due
+
+
+def breaches(db: sqlite_utils.Database, at: datetime | None = None) -> list[dict]:
+    """Open cases past their response-time target, oldest first."""
+    return list(db.query(
+        "SELECT id, platform, message_id, community, state, opened_at, respond_by FROM cases "
+        "WHERE state IN ('held', 'escalated') AND respond_by < ? ORDER BY respond_by", [iso(at or now())]))
