@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 from datetime import datetime, timedelta, timezone
@@ -154,14 +153,12 @@ def audit_serve(host, port, config_path, db_path) -> None:
     config = _config(config_path)
     path = Path(db_path or config.path(config.store.path))
     _store(config, path, readonly=True)  # a clear error when there is no store yet
-    with tempfile.TemporaryDirectory() as tmp:
-        meta = Path(tmp) / "metadata.json"
-        meta.write_text(json.dumps(datasette_metadata(path.stem)))
-        # Datasette opens the file read-only itself; no plugin that writes is loaded.
-        cmd = [sys.executable, "-m", "datasette", "serve", str(path), "--metadata", str(meta), "--host", host,
-               "--port", str(port), "--setting", "sql_time_limit_ms", "5000"]
-        click.echo(f"serving {path} read-only at http://{host}:{port}/ (Ctrl-C stops)", err=True)
-        try:
-            raise SystemExit(subprocess.call(cmd, env={**os.environ}))
-        except KeyboardInterrupt:
-            pass
+    meta = Path(tempfile.mkdtemp(prefix="pharmamod-datasette-")) / "metadata.json"
+    meta.write_text(json.dumps(datasette_metadata(path.stem)))
+    # Datasette opens a database file read-only unless a plugin that writes is installed; none is.
+    # exec: the process becomes Datasette, so a signal to it stops the server, not only a wrapper.
+    cmd = [sys.executable, "-m", "datasette", "serve", str(path), "--metadata", str(meta), "--host", host,
+           "--port", str(port), "--setting", "sql_time_limit_ms", "5000"]
+    click.echo(f"serving {path} read-only at http://{host}:{port}/ (Ctrl-C stops)", err=True)
+    sys.stderr.flush()
+    os.execv(sys.executable, cmd)

@@ -11,6 +11,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -224,3 +226,31 @@ def test_config_errors_say_where(tmp_path, bad, expect):
     cfg.write_text(bad)
     r = pharmamod("status", "--config", str(cfg), cwd=tmp_path, check=False)
     assert r.returncode == 1 and expect in r.stderr
+
+
+def test_audit_serve_answers_the_canned_queries_read_only(tmp_path):
+    """Compliance officers browse the store in Datasette; the canned queries answer and nothing writes."""
+    cfg = write_config(tmp_path, ROOT / "examples" / "community.jsonl")
+    pharmamod("run", "--config", str(cfg), cwd=tmp_path)
+    port = free_port()
+    proc = subprocess.Popen([*PHARMAMOD, "audit", "serve", "--port", str(port), "--config", str(cfg)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    base = f"http://127.0.0.1:{port}/pharmamod"
+    try:
+        _, body = _wait_for(lambda: _get(f"{base}/open_cases_by_age.json?_shape=array"))
+        cases = json.loads(body)
+        assert cases and all(c["state"] == "held" for c in cases)
+        _, body = _get(f"{base}/pv_cases_by_due_date.json?_shape=array")
+        assert any(p["serious"] == 1 for p in json.loads(body))
+        _, body = _get(f"{base}/one_message.json?_shape=array&platform=local&message_id=m3")
+        kinds = {r["kind"] for r in json.loads(body)}
+        assert {"message_seen", "verdict", "case_opened", "pv_case_opened", "delivered"} <= kinds
+        for name in ("response_time_breaches", "decisions_by_moderator", "dead_deliveries", "refused_actions"):
+            assert _get(f"{base}/{name}.json")[0] == 200
+        with pytest.raises(urllib.error.HTTPError):
+            _get(f"{base}.json?sql=" + urllib.parse.quote("DELETE FROM audit"))
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+    db = sqlite3.connect(tmp_path / "state" / "pharmamod.db")
+    assert db.execute("SELECT count(*) FROM audit").fetchone()[0] > 0
