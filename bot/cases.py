@@ -11,6 +11,7 @@ anyone who is not a moderator of the community or a transition the current state
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,6 +41,16 @@ REASONS: dict[str, tuple[str, ...]] = {
     "escalate": ("pharmacovigilance", "medical_information", "legal", "other"),
     "reopen": ("new_information", "wrong_decision", "edited", "other"),
 }
+
+
+_CONTACT = re.compile(r"\s*[^.;!?]*\{safety_contact\}\.?")
+
+
+def render_notice(template: str, contact: str = "") -> str:
+    """Fill the safety team's contact into an author notice; without one, drop that sentence."""
+    if "{safety_contact}" not in template:
+        return template
+    return template.replace("{safety_contact}", contact) if contact else _CONTACT.sub("", template)
 
 
 class Refused(Exception):
@@ -187,7 +198,8 @@ class CaseBook:
         if community.notify_authors and profile_notify:
             enqueue(db, f"notify:{subject}:v{version}", f"adapter:{msg.platform}", "notify", f"case:{case_id}", {
                 "platform": msg.platform, "community": msg.community, "channel": msg.channel,
-                "message_id": msg.message_id, "author": msg.author.id, "text": verdict.notify_author,
+                "message_id": msg.message_id, "author": msg.author.id,
+                "text": render_notice(verdict.notify_author, community.safety_contact),
                 "case_id": case_id}, at=t)
         return case_id
 

@@ -83,7 +83,9 @@ def check(text: str, lang: str | None, as_json: bool, rules_dir: Path | None) ->
     for n in verdict.notes:
         click.echo(f"  note: {n.explanation}")
     if verdict.notify_author:
-        click.echo(f"  author notice: {verdict.notify_author}")
+        from .cases import render_notice
+
+        click.echo(f"  author notice: {render_notice(verdict.notify_author)}")
 
 
 def _highlight(text: str, spans: list[tuple[int, int]]) -> str:

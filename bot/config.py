@@ -38,6 +38,7 @@ class Community(_Strict):
     country: str = ""  # ISO 3166 alpha-2, the reporter's country on PV cases
     solicited: bool = False  # posts gathered by an organised activity (survey, campaign): C.1.3 = 2
     notify_authors: bool = True
+    safety_contact: str = ""  # how authors reach the safety team ("safety@acme.example, +31 20 123 4567")
     respond_within_hours: float = 48.0  # "respond within 48 hours"
     remind_before_hours: float = 12.0
     moderators: list[str] = []  # identities allowed to decide from the terminal (`review --as`)

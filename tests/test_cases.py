@@ -171,3 +171,16 @@ def test_author_notice_can_be_switched_off_per_community(tmp_path, rules):
     msg = Message(community="quiet", message_id="x", text="just take 1000mg metformin twice a day")
     book.record(msg, screen(msg, rules))
     assert [k for k, in book.db.execute("SELECT kind FROM outbox")] == ["hold"]
+
+
+def test_ae_notice_tells_the_author_how_to_reach_the_safety_team(tmp_path, rules):
+    cfg = Config.model_validate({"community": {"fr": {"safety_contact": "pv@acme.example"}, "bare": {}}})
+    book = CaseBook(open_store(tmp_path / "n.db"), cfg)
+    for community in ("fr", "bare"):
+        msg = Message(community=community, message_id=community,
+                      text="depuis que je prends du Levothyrox j'ai des vertiges")
+        book.record(msg, screen(msg, rules))
+    notices = dict(book.db.execute("SELECT subject, json_extract(payload, '$.text') FROM outbox WHERE kind = 'notify'"))
+    with_contact, without = notices.values()
+    assert "pharmacovigilance : pv@acme.example." in with_contact
+    assert "{" not in without and without.endswith("pharmacien.")
