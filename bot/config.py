@@ -12,6 +12,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -87,7 +88,9 @@ class WebhookRoute(_Strict):
     @field_validator("url")
     @classmethod
     def _https(cls, v: str) -> str:
-        if not (v.startswith("https://") or v.startswith("http://127.0.0.1") or v.startswith("http://localhost")):
+        parts = urlsplit(v)
+        local = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1") and not parts.username
+        if not (parts.scheme == "https" and parts.hostname) and not local:
             raise ValueError("webhook url must be https:// (plain http only to 127.0.0.1/localhost, for testing)")
         return v
 

@@ -31,6 +31,7 @@ class Delivery:
     subject: str
     payload: dict[str, Any]
     attempts: int
+    created_at: str = ""  # when the row was queued: a stable time for what the delivery carries
 
 
 class DeliveryError(Exception):
@@ -66,12 +67,17 @@ def claim(db: sqlite_utils.Database, routes: set[str] | None = None, limit: int 
           at: datetime | None = None) -> list[Delivery]:
     """Take up to `limit` due rows for the given routes (all when None) and mark them sending."""
     ts = iso(at or now())
+    sql = ("SELECT id, key, route, kind, subject, payload, attempts, created_at FROM outbox "
+           "WHERE state = 'pending' AND next_at <= ?")
+    args: list[Any] = [ts]
+    if routes is not None:
+        if not routes:
+            return []
+        sql += f" AND route IN ({','.join('?' * len(routes))})"
+        args += sorted(routes)
     with transaction(db):
-        rows = db.execute(
-            "SELECT id, key, route, kind, subject, payload, attempts FROM outbox "
-            "WHERE state = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?", (ts, limit * 4)).fetchall()
-        out = [Delivery(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6] + 1)
-               for r in rows if routes is None or r[2] in routes][:limit]
+        rows = db.execute(sql + " ORDER BY next_at, id LIMIT ?", (*args, limit)).fetchall()
+        out = [Delivery(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6] + 1, r[7]) for r in rows]
         for d in out:
             db.execute("UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ?", (d.id,))
     return out
@@ -92,7 +98,9 @@ def failed(db: sqlite_utils.Database, d: Delivery, error: DeliveryError, *, max_
     """Schedule the next attempt with exponential backoff, or mark the row dead; returns the new state."""
     t = at or now()
     dead = error.permanent or d.attempts >= max_attempts
-    delay = error.retry_after if error.retry_after is not None else min(backoff * 2 ** (d.attempts - 1), backoff_max)
+    # A platform's Retry-After is honoured, up to the longest backoff (a huge value must not stall the row).
+    delay = min(error.retry_after if error.retry_after is not None else backoff * 2 ** min(d.attempts - 1, 30),
+                backoff_max)
     state = "dead" if dead else "pending"
     with transaction(db):
         db.execute("UPDATE outbox SET state = ?, next_at = ?, last_error = ? WHERE id = ?",

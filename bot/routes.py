@@ -19,6 +19,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
@@ -26,6 +27,7 @@ from typing import Protocol
 from .config import Config, E2BRoute, JsonlRoute, SmtpRoute, WebhookRoute, secret
 from .outbox import Delivery, DeliveryError
 from .pv import PVCase
+from .store import parse_time
 
 SIGNATURE_TOLERANCE = 300  # seconds
 
@@ -47,7 +49,8 @@ def verify_signature(secret_value: str, timestamp: str, body: bytes, signature: 
         age = abs((now if now is not None else time.time()) - int(timestamp))
     except ValueError:
         return False
-    return age <= tolerance and hmac.compare_digest(sign(secret_value, timestamp, body), signature)
+    return age <= tolerance and hmac.compare_digest(sign(secret_value, timestamp, body).encode(),
+                                                    signature.encode("utf-8", "replace"))
 
 
 def _safe(name: str) -> str:
@@ -99,11 +102,16 @@ class SmtpSender:
         if d.kind == "pv_case":
             from .e2b import to_e2b
 
-            xml = to_e2b(PVCase.model_validate(d.payload), sender=self.pv_sender, receiver=self.pv_receiver)
+            xml = to_e2b(PVCase.model_validate(d.payload), sender=self.pv_sender, receiver=self.pv_receiver,
+                         created=_created(d))
             m.add_attachment(xml, maintype="application", subtype="xml", filename=f"{_safe(d.payload['report_id'])}.xml")
         try:
-            cls = smtplib.SMTP_SSL if self.cfg.ssl else smtplib.SMTP
-            with cls(self.cfg.host, self.cfg.port, timeout=self.cfg.timeout) as s:
+            if self.cfg.ssl:
+                conn = smtplib.SMTP_SSL(self.cfg.host, self.cfg.port, timeout=self.cfg.timeout,
+                                        context=ssl.create_default_context())
+            else:
+                conn = smtplib.SMTP(self.cfg.host, self.cfg.port, timeout=self.cfg.timeout)
+            with conn as s:
                 if self.cfg.starttls:
                     s.starttls(context=ssl.create_default_context())
                 if self.user:
@@ -120,6 +128,21 @@ class SmtpSender:
         return {"message_id": m["Message-ID"]}
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirected POST would arrive as a GET without its body: treat a redirect as a failure."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_RefuseRedirects)
+
+
+def _created(d: Delivery) -> datetime | None:
+    """The time the delivery was queued, so that sending it again produces the same bytes."""
+    return parse_time(d.created_at) if d.created_at else None
+
+
 class WebhookSender:
     def __init__(self, name: str, cfg: WebhookRoute):
         self.name, self.cfg = name, cfg
@@ -134,7 +157,7 @@ class WebhookSender:
             "X-Pharmamod-Timestamp": ts, "X-Pharmamod-Signature": sign(self.secret, ts, body),
             "Idempotency-Key": d.key})
         try:
-            with urllib.request.urlopen(req, timeout=self.cfg.timeout) as resp:
+            with _NO_REDIRECTS.open(req, timeout=self.cfg.timeout) as resp:
                 return {"status": resp.status}
         except urllib.error.HTTPError as exc:
             retry_after = exc.headers.get("Retry-After") if exc.headers else None
@@ -166,10 +189,15 @@ class E2BFolder:
             raise DeliveryError(f"route {self.name} takes PV cases only, not {d.kind}", permanent=True)
         from .e2b import to_e2b
 
-        self.folder.mkdir(parents=True, exist_ok=True)
         version = d.key.rsplit(":", 1)[-1]
         path = self.folder / f"{_safe(d.payload['report_id'])}-{_safe(version)}.xml"
-        _write_atomic(path, to_e2b(PVCase.model_validate(d.payload), sender=self.pv_sender, receiver=self.pv_receiver))
+        xml = to_e2b(PVCase.model_validate(d.payload), sender=self.pv_sender, receiver=self.pv_receiver,
+                     created=_created(d))
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _write_atomic(path, xml)
+        except OSError as exc:
+            raise DeliveryError(f"cannot write {path}: {exc.strerror or exc}") from None
         return {"file": str(path)}
 
 
@@ -180,18 +208,21 @@ class JsonlDrop:
         self.name, self.path = name, base.path(cfg.path)
 
     def send(self, d: Delivery) -> dict:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps({"key": d.key, "kind": d.kind, "subject": d.subject, "data": d.payload},
                           ensure_ascii=False) + "\n"
-        if d.attempts > 1 and self.path.exists():
-            needle = json.dumps(d.key)
-            with open(self.path, encoding="utf-8") as f:
-                if any(l.startswith('{"key": ' + needle + ",") for l in f):
-                    return {"file": str(self.path), "already": True}
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if d.attempts > 1 and self.path.exists():
+                needle = '{"key": ' + json.dumps(d.key, ensure_ascii=False) + ","
+                with open(self.path, encoding="utf-8") as f:
+                    if any(l.startswith(needle) for l in f):
+                        return {"file": str(self.path), "already": True}
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise DeliveryError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         return {"file": str(self.path)}
 
 

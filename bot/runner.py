@@ -178,7 +178,10 @@ class Runner:
                         detail = await by_platform[d.route.split(":", 1)[1]].perform(d)
                     else:
                         detail = await asyncio.to_thread(self.routes[d.route].send, d)
-                except outbox.DeliveryError as exc:
+                except Exception as exc:  # noqa: BLE001 - a route's bug must not stop every delivery
+                    if not isinstance(exc, outbox.DeliveryError):
+                        log.exception("delivery %s to %s raised", d.key, d.route)
+                        exc = outbox.DeliveryError(f"{type(exc).__name__}: {exc}")
                     state = await asyncio.to_thread(outbox.failed, db, d, exc, max_attempts=o.max_attempts,
                                                     backoff=o.backoff_seconds, backoff_max=o.backoff_max_seconds)
                     log.warning("delivery %s to %s failed (attempt %d, now %s): %s", d.key, d.route, d.attempts,
