@@ -39,6 +39,17 @@ def test_adverse_event_carries_what_the_safety_team_needs(rules):
     assert any("rash" in e for e in ae.events)
 
 
+@pytest.mark.parametrize("text, who", [
+    ("My 6 year old son was hospitalised after his amoxicillin, rash everywhere", Patient.CHILD),
+    ("my 80 year old mum got so dizzy on her new amlodipine that she fell", Patient.PARENT),
+    ("mijn dochter van 4 heeft sinds de amoxicilline overal uitslag", Patient.CHILD),
+    ("mi hijo de 3 años vomita desde que toma amoxicilina", Patient.CHILD),
+])
+def test_patient_is_found_when_words_sit_between_my_and_who(rules, text, who):
+    """The PV case's patient criterion: "my 6 year old son" is the child, not the poster."""
+    assert screen(Message(text=text), rules).adverse_event.patient is who
+
+
 def test_hit_spans_point_at_the_original_text(rules):
     text = "🙂 honestly the Оzem\u200bpic pen is great"
     v = screen(Message(text=text), rules)
