@@ -17,6 +17,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
@@ -27,6 +28,8 @@ from bot.scan import read_jsonl
 from .base import Adapter, Sink
 
 log = logging.getLogger("pharmamod.local")
+
+IN_FLIGHT = 16  # messages handed to the core before waiting for the oldest to be stored
 
 
 class LocalAdapter(Adapter):
@@ -66,6 +69,7 @@ class LocalAdapter(Adapter):
             stream = open(self.source, "rb") if own else sys.stdin.buffer
         except OSError as exc:
             raise SystemExit(f"local adapter: cannot read {self.source}: {exc.strerror}") from None
+        in_flight: deque = deque()
         try:
             for rec in read_jsonl(self._lines(stream)):
                 if self._stop.is_set():
@@ -78,7 +82,13 @@ class LocalAdapter(Adapter):
                 if not msg.community and self.settings.community:
                     msg = msg.model_copy(update={"community": self.settings.community})
                 self.read += 1
-                asyncio.run_coroutine_threadsafe(sink(msg), loop).result()
+                # A few messages in flight let the core store them in batches; waiting for the
+                # oldest keeps the order and stops reading when the store falls behind.
+                in_flight.append(asyncio.run_coroutine_threadsafe(sink(msg), loop))
+                if len(in_flight) >= IN_FLIGHT:
+                    in_flight.popleft().result()
+            while in_flight:
+                in_flight.popleft().result()
         finally:
             if own:
                 stream.close()

@@ -36,17 +36,30 @@ def content_hash(text: str) -> str:
 
 def append(db: sqlite_utils.Database, kind: str, subject: str, data: dict[str, Any] | None = None, *,
            actor: str = "pharmamod", at: datetime | None = None) -> int:
-    """Add one entry; call inside `store.transaction` with the write it records."""
-    head = db.execute("SELECT seq, hash FROM audit_head WHERE one = 1").fetchone()
+    """Add one entry; call inside `store.transaction` with the write it records (the transaction
+    writes the chain's head when it commits)."""
+    # Inside `store.transaction` this connection holds the write lock, so the head it last wrote
+    # is still the head; the transaction clears the cache when it begins.
+    head = getattr(db, "audit_head", None)
+    if head is None:
+        head = db.execute("SELECT seq, hash FROM audit_head WHERE one = 1").fetchone()
     seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
     entry = {"seq": seq, "at": iso(at or now()), "kind": kind, "subject": subject, "actor": actor,
              "data": data or {}}
     h = entry_hash(prev, entry)
     db.execute("INSERT INTO audit (seq, at, kind, subject, actor, data, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)",
                (seq, entry["at"], kind, subject, actor, canonical(entry["data"]), prev, h))
+    if getattr(db, "audit_head", None) is None and _write_head not in getattr(db, "before_commit", ()):
+        db.before_commit.append(_write_head)
+    db.audit_head = (seq, h)
+    return seq
+
+
+def _write_head(db: sqlite_utils.Database) -> None:
+    """The head is written once per transaction, just before it commits, with its last entry."""
+    seq, h = db.audit_head
     db.execute("INSERT INTO audit_head (one, seq, hash) VALUES (1, ?, ?) "
                "ON CONFLICT (one) DO UPDATE SET seq = excluded.seq, hash = excluded.hash", (seq, h))
-    return seq
 
 
 @dataclass(frozen=True)

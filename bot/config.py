@@ -48,6 +48,9 @@ class Community(_Strict):
     medinfo_routes: list[str] = []
 
 
+_DEFAULT_COMMUNITY = Community()
+
+
 class PVConfig(_Strict):
     sender: str = "pharmamod"  # prefix of C.1.1, the sender's unique report id
     receiver: str = "drug-safety"
@@ -137,7 +140,7 @@ class Config(_Strict):
 
     def community_of(self, name: str) -> Community:
         """Messages from a community not in the file get the defaults (and no routes): screened, never dropped."""
-        return self.community.get(name) or self.community.get("*") or Community()
+        return self.community.get(name) or self.community.get("*") or _DEFAULT_COMMUNITY
 
 
 def secret(env: str | None) -> str | None:

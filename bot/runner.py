@@ -220,11 +220,12 @@ class Runner:
                     out[Path(f)] = -1.0
         return out
 
-    def _audit(self, kind: str, subject: str, data: dict) -> None:
-        with transaction(self.db):
-            audit.append(self.db, kind, subject, data)
+    def _audit(self, kind: str, subject: str, data: dict, db=None) -> None:
+        db = db or self.db
+        with transaction(db):
+            audit.append(db, kind, subject, data)
 
-    async def _reload_rules(self) -> None:
+    async def _reload_rules(self, db) -> None:
         mtimes = await asyncio.to_thread(self._rule_mtimes)
         if mtimes == self._mtimes:
             return
@@ -234,14 +235,14 @@ class Runner:
         except RuleFileError as exc:
             self.metrics.reload_failures.inc()
             log.error("rule files changed but do not load; the running rules stay:\n%s", exc)
-            await asyncio.to_thread(self._audit, "ruleset_rejected", "rules", {"errors": str(exc).splitlines()[:20]})
+            await asyncio.to_thread(self._audit, "ruleset_rejected", "rules", {"errors": str(exc).splitlines()[:20]}, db)
             return
         self.rulesets.clear()
         self.rulesets.update(fresh)
         self._publish_rulesets()
         log.info("rule files reloaded: %s", ", ".join(f"{p} {rs.version}" for p, rs in fresh.items()))
         await asyncio.to_thread(self._audit, "ruleset_loaded", "rules",
-                                {p: rs.version for p, rs in fresh.items()})
+                                {p: rs.version for p, rs in fresh.items()}, db)
 
     def _publish_rulesets(self) -> None:
         self.metrics.ruleset.clear()
@@ -249,18 +250,27 @@ class Runner:
             self.metrics.ruleset.labels(p, rs.version).set(1)
 
     async def _housekeeper(self) -> None:
+        # Its own connection: the processor's is inside a batch transaction at any moment.
+        db = open_store(self.db_path)
+        book = CaseBook(db, self.config)
         next_remind = 0.0
         interval = self.config.rules.reload_seconds
-        while not self._stopping.is_set():
-            if interval > 0:
-                await self._reload_rules()
-            if time.monotonic() >= next_remind:
-                await asyncio.to_thread(self.pipeline.book.remind)
-                next_remind = time.monotonic() + 60
-            try:
-                await asyncio.wait_for(self._stopping.wait(), interval if interval > 0 else 60)
-            except asyncio.TimeoutError:
-                pass
+        try:
+            while not self._stopping.is_set():
+                if interval > 0:
+                    await self._reload_rules(db)
+                if time.monotonic() >= next_remind:
+                    try:
+                        await asyncio.to_thread(book.remind)
+                    except Exception:  # noqa: BLE001 - reminders are retried next minute, never fatal
+                        log.exception("could not queue reminders")
+                    next_remind = time.monotonic() + 60
+                try:
+                    await asyncio.wait_for(self._stopping.wait(), interval if interval > 0 else 60)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            db.close()
 
     # -- health and metrics --------------------------------------------------------------------
 

@@ -178,9 +178,14 @@ def migrate(db: sqlite_utils.Database, path: Path | str = "") -> None:
 def transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
     """One atomic write: everything inside commits together or not at all."""
     db.execute("BEGIN IMMEDIATE")
+    db.audit_head = None  # another process may have appended since this connection last did
+    db.before_commit = []  # work to finish inside the transaction (the audit chain's head)
     try:
         yield db
+        for finish in db.before_commit:
+            finish(db)
     except BaseException:
+        db.audit_head = None
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")

@@ -254,3 +254,17 @@ def test_audit_serve_answers_the_canned_queries_read_only(tmp_path):
         proc.communicate(timeout=20)
     db = sqlite3.connect(tmp_path / "state" / "pharmamod.db")
     assert db.execute("SELECT count(*) FROM audit").fetchone()[0] > 0
+
+
+def test_local_adapter_reads_stdin_and_skips_bad_lines(tmp_path):
+    """`path = "-"`: a community export piped in; a bad line is reported with its number and skipped."""
+    cfg = write_config(tmp_path, "-")
+    feed = ('{"id": "s1", "text": "since I started ozempic I throw up every morning"}\n'
+            '{broken\n'
+            '{"id": "s3", "text": "nice weather"}\n')
+    r = subprocess.run([*PHARMAMOD, "run", "--config", str(cfg)], cwd=tmp_path, input=feed, capture_output=True,
+                       text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
+    assert "line 2 skipped: invalid JSON" in r.stderr and "2 messages" in r.stdout
+    db = sqlite3.connect(tmp_path / "state" / "pharmamod.db")
+    assert db.execute("SELECT message_id FROM pv_cases").fetchall() == [("s1",)]
