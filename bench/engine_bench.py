@@ -21,16 +21,9 @@ import sys
 import time
 from pathlib import Path
 
+from chatter import CHATTER  # noqa: E402 - bench/ is the script's folder
+
 ROOT = Path(__file__).resolve().parent.parent
-CHATTER = [
-    "good morning everyone, how was your weekend?", "thanks for the tips, really helpful 🙏",
-    "anyone going to the meetup on saturday?", "my dog kept me up all night lol",
-    "the weather is awful again", "welcome to the group, glad you found us!",
-    "bonjour à tous, belle journée", "goedemorgen allemaal, lekker weer vandaag",
-    "guten Morgen zusammen, wie geht's euch?", "buenos días grupo, ánimo a todos",
-    "walked 10k steps today, proud of myself", "does anyone have a good soup recipe?",
-    "my appointment got moved to next week again", "feeling a bit better today",
-]
 
 
 def corpus_mix(n: int, seed: int = 7) -> list[str]:
