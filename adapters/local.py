@@ -25,7 +25,7 @@ from bot.config import LocalAdapterConfig
 from bot.outbox import Delivery
 from bot.scan import read_jsonl
 
-from .base import Adapter, Sink
+from .base import Adapter, Core, Sink
 
 log = logging.getLogger("pharmamod.local")
 
@@ -93,8 +93,8 @@ class LocalAdapter(Adapter):
             if own:
                 stream.close()
 
-    async def start(self, sink: Sink) -> None:
-        await asyncio.to_thread(self._read, asyncio.get_running_loop(), sink)
+    async def start(self, core: Core) -> None:
+        await asyncio.to_thread(self._read, asyncio.get_running_loop(), core.submit)
 
     async def stop(self) -> None:
         self._stop.set()
@@ -119,4 +119,7 @@ class LocalAdapter(Adapter):
         return {"file": str(self.actions)}
 
     async def perform(self, delivery: Delivery) -> dict[str, Any]:
-        return await asyncio.to_thread(self._write, delivery)
+        detail = await asyncio.to_thread(self._write, delivery)
+        if delivery.kind == "review_post":
+            detail["ref"] = delivery.key  # the line that shows the case in the actions file
+        return detail

@@ -146,10 +146,11 @@ class CaseBook:
         audit.append(db, "verdict", subject, {**_verdict_summary(verdict), "version": version}, at=t)
         out = Recorded(status, mrow)
         community = self.config.community_of(msg.community)
-        if verdict.held:
-            out.case_id = self._hold(msg, verdict, mrow, version, community, t)
+        # The PV case first, so that the review room's card shows its flags and due date.
         if is_pv(verdict):
             out.pv_report_id = self._pv_case(msg, verdict, mrow, community, t, out)
+        if verdict.held:
+            out.case_id = self._hold(msg, verdict, mrow, version, community, t)
         if Category.MEDICAL_INQUIRY.value in verdict.categories:
             for route in community.medinfo_routes:
                 key = f"medinfo:{route}:{subject}:v{version}"
@@ -194,6 +195,7 @@ class CaseBook:
         enqueue(db, f"hold:{subject}:v{version}", f"adapter:{msg.platform}", "hold", f"case:{case_id}", {
             "platform": msg.platform, "community": msg.community, "channel": msg.channel,
             "message_id": msg.message_id, "case_id": case_id}, at=t)
+        self._to_review_room(case_id, community, f"review:case:{case_id}:v{version}", "review_post", t)
         profile_notify = verdict.notify_author is not None
         if community.notify_authors and profile_notify:
             enqueue(db, f"notify:{subject}:v{version}", f"adapter:{msg.platform}", "notify", f"case:{case_id}", {
@@ -251,8 +253,7 @@ class CaseBook:
         return bool(set(actor.roles) & set(c.moderator_roles))
 
     def _refuse(self, actor: Actor, subject: str, action: str, why: str) -> Refused:
-        with transaction(self.db):
-            audit.append(self.db, "refused", subject, {"action": action, "why": why}, actor=str(actor))
+        self.refuse(actor, subject, action, why)
         return Refused(why)
 
     def decide(self, case_id: int, decision: str, actor: Actor, reason_code: str, note: str = "",
@@ -293,8 +294,10 @@ class CaseBook:
             audit.append(self.db, "decision", subject, {"decision": decision, "from": state, "to": new,
                                                         "reason_code": reason_code, "note": note}, actor=str(actor), at=t)
             msg_subject = f"{platform}:{message_id}"
-            payload = {"platform": platform, "community": community, "message_id": message_id, "case_id": case_id}
+            payload = self._action_payload(case_id)
             n = self.db.execute("SELECT count(*) FROM decisions WHERE case_id = ?", (case_id,)).fetchone()[0]
+            self._to_review_room(case_id, self.config.community_of(community), f"review:case:{case_id}:d{n}",
+                                 "review_update", t)
             if new == "approved":
                 enqueue(self.db, f"restore:{msg_subject}:d{n}", f"adapter:{platform}", "restore", subject, payload, at=t)
             elif new == "held":
@@ -342,6 +345,15 @@ class CaseBook:
                 enqueue(self.db, f"pv:{route}:{rid}:v1", route, "pv_case", f"pv:{rid}", json.loads(case.model_dump_json()),
                         at=t)
 
+    def not_an_ae_for_case(self, case_id: int, actor: Actor, reason: str) -> str:
+        """"Not an AE" clicked on a case in a review room: applies to the case's PV case."""
+        row = self.db.execute("SELECT p.report_id FROM pv_cases p JOIN cases c ON c.platform = p.platform "
+                              "AND c.message_id = p.message_id WHERE c.id = ?", (case_id,)).fetchone()
+        if row is None:
+            raise Refused(f"case {case_id} has no PV case to mark")
+        self.not_an_ae(row[0], actor, reason)
+        return row[0]
+
     def not_an_ae(self, report: str, actor: Actor, reason: str, at: datetime | None = None) -> None:
         """Mark a PV case "not an AE": only with a reason, and the case itself is kept."""
         t = at or now()
@@ -357,6 +369,92 @@ class CaseBook:
             self.db.execute("UPDATE pv_cases SET status = 'not_ae', status_reason = ?, updated_at = ? WHERE report_id = ?",
                             (reason, iso(t), report))
             audit.append(self.db, "pv_not_ae", subject, {"reason": reason, "was": row[1]}, actor=str(actor), at=t)
+
+    # -- review rooms and platform actions ------------------------------------------------------
+
+    def _action_payload(self, case_id: int) -> dict[str, Any]:
+        """What an adapter needs to act on the original message (restore reposts its text)."""
+        row = self.db.execute(
+            "SELECT c.platform, c.community, m.channel, c.message_id, m.author_id, m.author_name, m.text, m.permalink "
+            "FROM cases c JOIN messages m ON m.id = c.message WHERE c.id = ?", (case_id,)).fetchone()
+        keys = ("platform", "community", "channel", "message_id", "author", "author_name", "text", "permalink")
+        return {"case_id": case_id, **dict(zip(keys, row))}
+
+    def _to_review_room(self, case_id: int, community: Community, key: str, kind: str, t: datetime) -> None:
+        """Queue the case's card for the community's review room (any platform's), if it has one."""
+        room = community.review_room
+        if not room:
+            return
+        enqueue(self.db, key, f"adapter:{room.split(':', 1)[0]}", kind, f"case:{case_id}",
+                {"room": room, **self.card(case_id)}, at=t)
+
+    def card(self, case_id: int) -> dict[str, Any]:
+        """Everything a moderator sees about a case in a review room: the message, the rules that
+        fired and why, PV flags and due date, the response-time target, the last decision."""
+        c = self.db.execute(
+            "SELECT c.state, c.platform, c.community, c.message_id, c.respond_by, c.action_error, m.channel, "
+            "m.author_id, m.author_name, m.text, m.permalink, m.verdict FROM cases c JOIN messages m "
+            "ON m.id = c.message WHERE c.id = ?", (case_id,)).fetchone()
+        if c is None:
+            raise Refused(f"no case {case_id}")
+        state, platform, community, mid, respond_by, action_error, channel, author_id, author_name, text, \
+            permalink, verdict = c
+        v = json.loads(verdict) if verdict else {"hits": []}
+        hits, seen = [], set()
+        for h in v["hits"]:
+            if h.get("status", "active") == "active" and h["rule"] not in seen:
+                seen.add(h["rule"])
+                hits.append({"rule": h["rule"], "category": h["category"], "explanation": h["explanation"]})
+        pv = self.db.execute("SELECT report_id, kinds, serious, due_at, complete, missing, status FROM pv_cases "
+                             "WHERE platform = ? AND message_id = ?", (platform, mid)).fetchone()
+        last = self.db.execute("SELECT to_state, actor, actor_platform, reason_code, at FROM decisions "
+                               "WHERE case_id = ? ORDER BY id DESC LIMIT 1", (case_id,)).fetchone()
+        return {
+            "case_id": case_id, "state": state, "platform": platform, "community": community, "channel": channel,
+            "message_id": mid, "author": author_id, "author_name": author_name, "text": text,
+            "permalink": permalink, "hits": hits, "respond_by": respond_by, "action_error": action_error,
+            "pv": None if pv is None else {
+                "report_id": pv[0], "kinds": json.loads(pv[1]), "serious": bool(pv[2]), "due": pv[3],
+                "complete": bool(pv[4]), "missing": json.loads(pv[5]), "status": pv[6]},
+            "last_decision": None if last is None else dict(zip(
+                ("state", "actor", "actor_platform", "reason_code", "at"), last)),
+        }
+
+    def case_of(self, platform: str, message_id: str) -> int | None:
+        row = self.db.execute("SELECT id FROM cases WHERE platform = ? AND message_id = ?",
+                              (platform, message_id)).fetchone()
+        return row[0] if row else None
+
+    def record_review_post(self, case_id: int, room: str, ref: str, at: datetime | None = None) -> None:
+        """Remember which platform message shows the case, so later updates edit that post."""
+        with transaction(self.db):
+            self.db.execute("INSERT INTO review_posts (case_id, room, ref, posted_at) VALUES (?,?,?,?) "
+                            "ON CONFLICT (case_id, room) DO UPDATE SET ref = excluded.ref",
+                            (case_id, room, ref, iso(at or now())))
+
+    def review_post(self, case_id: int, room: str) -> str | None:
+        row = self.db.execute("SELECT ref FROM review_posts WHERE case_id = ? AND room = ?", (case_id, room)).fetchone()
+        return row[0] if row else None
+
+    def action_failed(self, case_id: int, kind: str, error: str, at: datetime | None = None) -> None:
+        """A platform action failed for good (no permission, message too old or gone): record it on the
+        case and show it to the moderators in the review room, so it is never silently lost."""
+        t = at or now()
+        with transaction(self.db):
+            self.db.execute("UPDATE cases SET action_error = ?, updated_at = ? WHERE id = ?",
+                            (f"{kind} failed: {error}"[:500], iso(t), case_id))
+            audit.append(self.db, "action_failed", f"case:{case_id}", {"action": kind, "error": error[:500]}, at=t)
+            community = self.db.execute("SELECT community FROM cases WHERE id = ?", (case_id,)).fetchone()
+            if community:
+                n = self.db.execute("SELECT count(*) FROM audit WHERE kind = 'action_failed' AND subject = ?",
+                                    (f"case:{case_id}",)).fetchone()[0]
+                self._to_review_room(case_id, self.config.community_of(community[0]),
+                                     f"review:case:{case_id}:failed{n}", "review_update", t)
+
+    def refuse(self, actor: Actor, subject: str, action: str, why: str) -> None:
+        """Record an attempt the platform adapter refused (a click by someone who is not a moderator)."""
+        with transaction(self.db):
+            audit.append(self.db, "refused", subject, {"action": action, "why": why}, actor=str(actor))
 
     # -- response time -----------------------------------------------------------------------
 

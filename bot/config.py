@@ -44,6 +44,7 @@ class Community(_Strict):
     remind_before_hours: float = 12.0
     moderators: list[str] = []  # identities allowed to decide from the terminal (`review --as`)
     moderator_roles: list[str] = ["moderator", "admin"]  # platform roles that may decide in chat
+    review_room: str = ""  # "<adapter>:<room id>" where moderators review held messages, e.g. "discord:1234"
     pv_routes: list[str] = []
     medinfo_routes: list[str] = []
 

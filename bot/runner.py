@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from . import audit, outbox
 from .cases import CaseBook, Recorded
-from .config import Config
+from .config import Config, ConfigError
 from .engine import screen
 from .models import Message
 from .packs.errors import RuleFileError
@@ -118,6 +118,10 @@ class Runner:
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=BATCH * 8)
         self._stopping = asyncio.Event()
         self._inputs_done = asyncio.Event()
+        self._wake = asyncio.Event()  # set when the processor queued deliveries: holds go out at once
+        # Moderators' clicks and review-post bookkeeping use their own connection, one at a time.
+        self._control = CaseBook(open_store(self.db_path), config)
+        self._control_lock = asyncio.Lock()
         self._mtimes = self._rule_mtimes()
         self.healthy = True
 
@@ -127,6 +131,38 @@ class Runner:
         fut = asyncio.get_running_loop().create_future()
         await self.queue.put((msg, now(), time.perf_counter(), fut))
         await fut
+
+    # The adapters' view of the core (adapters.base.Core).
+    submit = sink
+
+    async def _control_call(self, fn, *args):
+        async with self._control_lock:
+            return await asyncio.to_thread(fn, *args)
+
+    async def decide(self, case_id: int, decision: str, actor, reason_code: str, note: str = "") -> str:
+        """A moderator's decision from a chat platform; raises cases.Refused (already audited)."""
+        new = await self._control_call(self._control.decide, case_id, decision, actor, reason_code, note)
+        self._wake.set()
+        return new
+
+    async def not_an_ae(self, case_id: int, actor, reason: str) -> str:
+        """Mark the case's PV case "not an AE" (a reason is required); returns its report id."""
+        return await self._control_call(self._control.not_an_ae_for_case, case_id, actor, reason)
+
+    async def refuse(self, actor, case_id: int, action: str, why: str) -> None:
+        await self._control_call(self._control.refuse, actor, f"case:{case_id}", action, why)
+
+    async def card(self, case_id: int) -> dict:
+        return await self._control_call(self._control.card, case_id)
+
+    async def case_of(self, platform: str, message_id: str) -> int | None:
+        return await self._control_call(self._control.case_of, platform, message_id)
+
+    async def review_post(self, case_id: int, room: str) -> str | None:
+        return await self._control_call(self._control.review_post, case_id, room)
+
+    def community(self, name: str):
+        return self.config.community_of(name)
 
     async def _processor(self) -> None:
         while True:
@@ -159,6 +195,8 @@ class Runner:
                 if rec.pv_report_id:
                     self.stats.pv_cases += 1
                     self.metrics.pv.inc()
+                if rec.case_id is not None or rec.deliveries:
+                    self._wake.set()
                 if not fut.done():
                     fut.set_result(rec)
 
@@ -188,7 +226,12 @@ class Runner:
                                 state, exc)
                     self.metrics.deliveries.labels(d.route, state).inc()
                     self.stats.failed += 1
+                    if state == "dead" and d.route.startswith("adapter:") and d.kind in ("hold", "restore", "notify"):
+                        await self._control_call(self._control.action_failed, d.payload["case_id"], d.kind, str(exc))
                     continue
+                if d.kind == "review_post" and (detail or {}).get("ref"):
+                    await self._control_call(self._control.record_review_post, d.payload["case_id"],
+                                             d.payload["room"], str(detail["ref"]))
                 await asyncio.to_thread(outbox.delivered, db, d, detail or {})
                 self.metrics.deliveries.labels(d.route, "delivered").inc()
                 self.stats.delivered += 1
@@ -204,9 +247,10 @@ class Runner:
                     db.close()
                     return
             try:
-                await asyncio.wait_for(self._stopping.wait(), o.poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), o.poll_seconds)
             except asyncio.TimeoutError:
                 pass
+            self._wake.clear()
 
     # -- housekeeping ----------------------------------------------------------------------------
 
@@ -311,6 +355,7 @@ class Runner:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._wake.set()
 
     async def run(self) -> RunStats:
         loop = asyncio.get_running_loop()
@@ -329,7 +374,7 @@ class Runner:
         processor = asyncio.create_task(self._processor(), name="processor")
         deliverer = asyncio.create_task(self._deliverer(), name="deliverer")
         housekeeper = asyncio.create_task(self._housekeeper(), name="housekeeper")
-        inputs = [asyncio.create_task(a.start(self.sink), name=f"adapter:{n}") for n, a in self.adapters.items()]
+        inputs = [asyncio.create_task(a.start(self), name=f"adapter:{n}") for n, a in self.adapters.items()]
         stopping = asyncio.create_task(self._stopping.wait())
         try:
             finite = all(a.finite for a in self.adapters.values())
@@ -360,11 +405,13 @@ class Runner:
             self._audit("service_stopped", "service", {
                 "new": self.stats.new, "edited": self.stats.edited, "duplicate": self.stats.duplicate})
             self.db.close()
+            self._control.db.close()
         return self.stats
 
 
 def build_adapters(config: Config) -> dict[str, Any]:
-    from adapters import ADAPTERS
+    """One adapter per `[adapters.<name>]` section; each validates its own section."""
+    from adapters import ADAPTERS, adapter_class
 
     out = {}
     extra = config.adapters.model_extra or {}
@@ -372,8 +419,7 @@ def build_adapters(config: Config) -> dict[str, Any]:
     for name, settings in sections.items():
         if settings is None:
             continue
-        cls = ADAPTERS.get(name)
-        if cls is None:
-            raise SystemExit(f"[adapters.{name}]: no such adapter; available: {', '.join(sorted(ADAPTERS))}")
-        out[name] = cls(name, settings, config.base)
+        if name not in ADAPTERS:
+            raise ConfigError(f"[adapters.{name}]: no such adapter; available: {', '.join(sorted(ADAPTERS))}")
+        out[name] = adapter_class(name)(name, settings, config.base)
     return out

@@ -129,8 +129,21 @@ def _v1(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE audit_head (one INTEGER PRIMARY KEY CHECK (one = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL)")
 
 
+def _v2(db: sqlite_utils.Database) -> None:
+    """Review rooms: where each case was posted for moderators, and actions that failed for good."""
+    db.execute("""
+        CREATE TABLE review_posts (
+            case_id INTEGER NOT NULL REFERENCES cases(id),
+            room TEXT NOT NULL,             -- "<adapter>:<room id>"
+            ref TEXT NOT NULL,              -- the platform's id of the review post
+            posted_at TEXT NOT NULL,
+            PRIMARY KEY (case_id, room)
+        )""")
+    db.execute("ALTER TABLE cases ADD COLUMN action_error TEXT NOT NULL DEFAULT ''")
+
+
 # Append only: a released migration never changes, the next one is added after it.
-MIGRATIONS = [_v1]
+MIGRATIONS = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -184,3 +184,27 @@ def test_ae_notice_tells_the_author_how_to_reach_the_safety_team(tmp_path, rules
     with_contact, without = notices.values()
     assert "pharmacovigilance : pv@acme.example." in with_contact
     assert "{" not in without and without.endswith("pharmacien.")
+
+
+def test_review_room_gets_the_case_card_and_every_change(tmp_path, rules):
+    """A community's review room (any platform's) is told of each held case and each decision."""
+    cfg = Config.model_validate({"community": {"c": {"review_room": "discord:555", "moderators": ["anna"]}}})
+    book = CaseBook(open_store(tmp_path / "r.db"), cfg)
+    msg = Message(platform="reddit", community="c", message_id="t1_x", text="since I started ozempic I throw up daily",
+                  author=Author(id="u9", display_name="kim"))
+    case_id = book.record(msg, screen(msg, rules)).case_id
+    post = json.loads(_one(book.db, "SELECT payload FROM outbox WHERE kind = 'review_post'")[0])
+    assert _one(book.db, "SELECT route FROM outbox WHERE kind = 'review_post'")[0] == "adapter:discord"
+    assert post["room"] == "discord:555" and post["platform"] == "reddit" and post["text"] == msg.text
+    assert post["pv"]["serious"] is False and post["pv"]["due"] and {h["rule"] for h in post["hits"]} >= {"ae.linked"}
+    book.record_review_post(case_id, "discord:555", "987")
+    assert book.review_post(case_id, "discord:555") == "987"
+    book.decide(case_id, "approve", Actor("anna"), "compliant")
+    update = json.loads(_one(book.db, "SELECT payload FROM outbox WHERE kind = 'review_update'")[0])
+    assert update["state"] == "approved" and update["last_decision"]["actor"] == "anna"
+    restore = json.loads(_one(book.db, "SELECT payload FROM outbox WHERE kind = 'restore'")[0])
+    assert restore["text"] == msg.text and restore["author_name"] == "kim"
+    book.action_failed(case_id, "restore", "message was deleted by its author")
+    assert "restore failed" in _one(book.db, "SELECT action_error FROM cases")[0]
+    assert _one(book.db, "SELECT count(*) FROM outbox WHERE kind = 'review_update'")[0] == 2
+    assert audit.verify(book.db)[1] == []
