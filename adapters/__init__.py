@@ -8,7 +8,7 @@ Adding a platform is one module, one entry here and one config section.
 
 from importlib import import_module
 
-from .base import ActionError, Adapter, Core, Sink
+from .base import ActionError, Adapter, AdapterError, Core, Sink
 
 ADAPTERS: dict[str, str] = {
     "local": "adapters.local:LocalAdapter",
@@ -23,4 +23,4 @@ def adapter_class(name: str) -> type[Adapter]:
     return getattr(import_module(module), cls)
 
 
-__all__ = ["ADAPTERS", "ActionError", "Adapter", "Core", "Sink", "adapter_class"]
+__all__ = ["ADAPTERS", "ActionError", "Adapter", "AdapterError", "Core", "Sink", "adapter_class"]

@@ -29,6 +29,12 @@ from bot.models import Message
 from bot.outbox import Delivery, DeliveryError
 
 Sink = Callable[[Message], Awaitable[None]]
+
+
+class AdapterError(RuntimeError):
+    """The adapter cannot run (missing token, missing permission, wrong room): the message says
+    what to fix. Raised from `start`; `pharmamod run` stops with it instead of running half-blind."""
+
 ActionError = DeliveryError
 # The review-room buttons: a case decision (`core.decide`), or "not_ae" (`core.not_an_ae`).
 DECISIONS = ("approve", "reject", "escalate", "not_ae")
@@ -76,4 +82,4 @@ class Adapter(ABC):
     async def perform(self, delivery: Delivery) -> dict[str, Any]: ...
 
 
-__all__ = ["ActionError", "Actor", "Adapter", "Core", "DECISIONS", "Refused", "Sink"]
+__all__ = ["ActionError", "Actor", "AdapterError", "Adapter", "Core", "DECISIONS", "Refused", "Sink"]

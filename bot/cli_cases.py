@@ -82,7 +82,12 @@ def run(config_path: Path | None, verbose: bool) -> None:
         raise click.ClickException("the rule files do not load; fix them (run `pharmamod rules lint`)") from None
     if not runner.adapters:
         raise click.ClickException("no adapter configured: add an [adapters.local] section (see config.example.toml)")
-    stats = asyncio.run(runner.run())
+    from adapters import AdapterError
+
+    try:
+        stats = asyncio.run(runner.run())
+    except AdapterError as exc:
+        raise click.ClickException(str(exc)) from None
     db = _store(config, None, readonly=True)
     secs = max(1e-9, time.monotonic() - stats.started)
     total = stats.new + stats.edited + stats.duplicate
