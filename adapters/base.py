@@ -61,6 +61,9 @@ class Core(Protocol):
 
     def community(self, name: str) -> Community: ...
 
+    def review_rooms(self) -> dict[str, list[str]]:
+        """Every configured review room ("<adapter>:<room id>") and the communities it serves."""
+
 
 class Adapter(ABC):
     platform: str = ""

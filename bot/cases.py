@@ -352,6 +352,10 @@ class CaseBook:
         if row is None:
             raise Refused(f"case {case_id} has no PV case to mark")
         self.not_an_ae(row[0], actor, reason)
+        community = self.db.execute("SELECT community FROM cases WHERE id = ?", (case_id,)).fetchone()[0]
+        with transaction(self.db):
+            self._to_review_room(case_id, self.config.community_of(community), f"review:case:{case_id}:not_ae",
+                                 "review_update", now())
         return row[0]
 
     def not_an_ae(self, report: str, actor: Actor, reason: str, at: datetime | None = None) -> None:
@@ -476,9 +480,14 @@ class CaseBook:
                     community, platform, respond_by = self.db.execute(
                         "SELECT community, platform, respond_by FROM cases WHERE id = ?", (case_id,)).fetchone()
                     audit.append(self.db, "reminder", f"case:{case_id}", {"respond_by": respond_by}, at=t)
-                    enqueue(self.db, f"remind:case:{case_id}:{respond_by}", f"adapter:{platform}", "remind",
-                            f"case:{case_id}", {"case_id": case_id, "community": community,
-                                                "respond_by": respond_by}, at=t)
+                    c = self.config.community_of(community)
+                    if c.review_room:
+                        self._to_review_room(case_id, c, f"remind:case:{case_id}:{respond_by}", "remind", t)
+                    elif platform == "local":  # the local adapter writes it to its actions file
+                        enqueue(self.db, f"remind:case:{case_id}:{respond_by}", "adapter:local", "remind",
+                                f"case:{case_id}", {"case_id": case_id, "community": community,
+                                                    "respond_by": respond_by}, at=t)
+                    # Without a review room the reminder is in the audit log and `pharmamod status`.
         return due
 
 

@@ -61,6 +61,12 @@ class Pipeline:
 
     def screen(self, msg: Message):
         rs = self.ruleset_for(msg)
+        if msg.reply_to is not None and not msg.reply_to.text:
+            # The parent may be gone from the platform (held, deleted): its stored text gives the context.
+            row = self.db.execute("SELECT text FROM messages WHERE platform = ? AND message_id = ?",
+                                  (msg.platform, msg.reply_to.message_id)).fetchone()
+            if row and row[0]:
+                msg = msg.model_copy(update={"reply_to": msg.reply_to.model_copy(update={"text": row[0]})})
         if msg.jurisdiction is None or msg.audience != rs.profile.audience:
             msg = msg.model_copy(update={"jurisdiction": msg.jurisdiction or rs.profile.jurisdiction,
                                          "audience": rs.profile.audience})
@@ -163,6 +169,14 @@ class Runner:
 
     def community(self, name: str):
         return self.config.community_of(name)
+
+    def review_rooms(self) -> dict[str, list[str]]:
+        """Every configured review room and the communities it serves (adapters check their rights there)."""
+        rooms: dict[str, list[str]] = {}
+        for name, c in self.config.community.items():
+            if c.review_room:
+                rooms.setdefault(c.review_room, []).append(name)
+        return rooms
 
     async def _processor(self) -> None:
         while True:
@@ -381,7 +395,13 @@ class Runner:
             if inputs and finite:
                 await asyncio.wait([asyncio.gather(*inputs), stopping], return_when=asyncio.FIRST_COMPLETED)
             else:
-                await stopping
+                # A live adapter that fails (it cannot start, or its platform is lost for good) stops
+                # the run at once with its error, instead of leaving the bot running half-blind.
+                pending = {stopping, *inputs}
+                while not stopping.done():
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    if any(t is not stopping and (t.cancelled() or t.exception()) for t in done):
+                        break
             for a in self.adapters.values():
                 await a.stop()
             for t in inputs:
