@@ -9,7 +9,9 @@ The core calls `start(core)` and awaits it. The adapter listens to its platform 
 `perform(delivery)` carries out one action the core queued in the outbox and returns details for
 the audit log (`{"ref": ...}` for a review post: the id of the post, so updates can edit it):
 - `hold`, `restore`, `notify`: on the platform the message came from (payload: `case_id`,
-  `community`, `channel`, `message_id`, `author`, `author_name`, `text`, `permalink`);
+  `community`, `channel`, `message_id`, `author`, `author_name`, `text`, `permalink`, `reposted`).
+  A `restore` that reposts returns `{"reposted": [ids]}` (ids in the form of `message_id`); a
+  `hold` whose payload has `reposted` (a case reopened after approval) removes those reposts;
 - `review_post`, `review_update`: in the review room (payload: `room` = "<adapter>:<room id>",
   plus the case card: see `bot.cases.CaseBook.card`); `remind`: a response-time reminder.
 It raises `ActionError` when the platform refuses; `permanent=True` when retrying cannot help (no

@@ -34,6 +34,7 @@ discord.py client in the process uses them), and are left alone when not given.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import re
@@ -570,8 +571,13 @@ class DiscordAdapter(Adapter):
 
     async def _hold(self, p: dict[str, Any], d: Delivery) -> dict[str, Any]:
         # The HTTP call rather than PartialMessage.delete, which cannot give Discord's audit log a reason.
-        await self.client.http.delete_message(int(p["channel"]), int(p["message_id"]),
-                                              reason=f"pharmamod: held for review (case {p['case_id']})")
+        reason = f"pharmamod: held for review (case {p['case_id']})"
+        if p.get("reposted"):  # reopened after approval: the original is gone, its reposts are up
+            for rid in p["reposted"]:
+                with contextlib.suppress(discord.NotFound):
+                    await self.client.http.delete_message(int(p["channel"]), int(rid), reason=reason)
+            return {"deleted_reposts": p["reposted"]}
+        await self.client.http.delete_message(int(p["channel"]), int(p["message_id"]), reason=reason)
         return {"deleted": p["message_id"]}
 
     async def _restore(self, p: dict[str, Any], d: Delivery) -> dict[str, Any]:
@@ -594,7 +600,7 @@ class DiscordAdapter(Adapter):
         chunks = _chunks(header + text, MAX_MESSAGE)
         sent = [await channel.send(c, allowed_mentions=NO_MENTIONS, nonce=_nonce(f"{d.key}:{i}"))
                 for i, c in enumerate(chunks)]
-        return {"restored_as": str(sent[0].id), "via": "bot"}
+        return {"restored_as": str(sent[0].id), "via": "bot", "reposted": [str(m.id) for m in sent]}
 
     async def _restore_by_webhook(self, channel, hook_channel, p: dict[str, Any], name: str,
                                   text: str) -> dict[str, Any]:
@@ -613,7 +619,7 @@ class DiscordAdapter(Adapter):
             try:
                 sent = [await hook.send(c, username=_webhook_username(name), avatar_url=avatar, wait=True,
                                         thread=thread, allowed_mentions=NO_MENTIONS) for c in chunks]
-                return {"restored_as": str(sent[0].id), "via": "webhook"}
+                return {"restored_as": str(sent[0].id), "via": "webhook", "reposted": [str(m.id) for m in sent]}
             except discord.NotFound:  # someone deleted our webhook: make a new one once
                 self._webhooks.pop(hook_channel.id, None)
                 if attempt == 2:

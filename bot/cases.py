@@ -379,10 +379,16 @@ class CaseBook:
     def _action_payload(self, case_id: int) -> dict[str, Any]:
         """What an adapter needs to act on the original message (restore reposts its text)."""
         row = self.db.execute(
-            "SELECT c.platform, c.community, m.channel, c.message_id, m.author_id, m.author_name, m.text, m.permalink "
-            "FROM cases c JOIN messages m ON m.id = c.message WHERE c.id = ?", (case_id,)).fetchone()
+            "SELECT c.platform, c.community, m.channel, c.message_id, m.author_id, m.author_name, m.text, m.permalink, "
+            "c.reposted FROM cases c JOIN messages m ON m.id = c.message WHERE c.id = ?", (case_id,)).fetchone()
         keys = ("platform", "community", "channel", "message_id", "author", "author_name", "text", "permalink")
-        return {"case_id": case_id, **dict(zip(keys, row))}
+        # `reposted`: the approved message's reposts; a hold after a reopen removes those.
+        return {"case_id": case_id, **dict(zip(keys, row)), "reposted": json.loads(row[8])}
+
+    def record_reposts(self, case_id: int, reposted: list[str]) -> None:
+        """A restore reposted the message (or a hold removed the reposts): remember their ids."""
+        with transaction(self.db):
+            self.db.execute("UPDATE cases SET reposted = ? WHERE id = ?", (json.dumps(reposted), case_id))
 
     def _to_review_room(self, case_id: int, community: Community, key: str, kind: str, t: datetime) -> None:
         """Queue the case's card for the community's review room (any platform's), if it has one."""
@@ -397,12 +403,14 @@ class CaseBook:
         fired and why, PV flags and due date, the response-time target, the last decision."""
         c = self.db.execute(
             "SELECT c.state, c.platform, c.community, c.message_id, c.respond_by, c.action_error, m.channel, "
-            "m.author_id, m.author_name, m.text, m.permalink, m.verdict FROM cases c JOIN messages m "
+            "m.author_id, m.author_name, m.text, m.permalink, m.verdict, c.opened_at FROM cases c JOIN messages m "
             "ON m.id = c.message WHERE c.id = ?", (case_id,)).fetchone()
         if c is None:
             raise Refused(f"no case {case_id}")
         state, platform, community, mid, respond_by, action_error, channel, author_id, author_name, text, \
-            permalink, verdict = c
+            permalink, verdict, opened_at = c
+        held = self.db.execute("SELECT max(at) FROM decisions WHERE case_id = ? AND to_state = 'held'",
+                               (case_id,)).fetchone()[0]
         v = json.loads(verdict) if verdict else {"hits": []}
         hits, seen = [], set()
         for h in v["hits"]:
@@ -417,6 +425,7 @@ class CaseBook:
             "case_id": case_id, "state": state, "platform": platform, "community": community, "channel": channel,
             "message_id": mid, "author": author_id, "author_name": author_name, "text": text,
             "permalink": permalink, "hits": hits, "respond_by": respond_by, "action_error": action_error,
+            "opened_at": opened_at, "held_since": held or opened_at,
             "pv": None if pv is None else {
                 "report_id": pv[0], "kinds": json.loads(pv[1]), "serious": bool(pv[2]), "due": pv[3],
                 "complete": bool(pv[4]), "missing": json.loads(pv[5]), "status": pv[6]},

@@ -15,6 +15,7 @@ Prometheus metrics are served on `service.metrics_port` (127.0.0.1 by default).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -223,6 +224,9 @@ class Runner:
         by_platform = {a.platform: a for a in self.adapters.values()}
         idle_since: float | None = None
         while True:
+            if self._stopping.is_set():
+                db.close()
+                return
             batch = await asyncio.to_thread(outbox.claim, db, known, 50)
             for d in batch:
                 try:
@@ -243,9 +247,15 @@ class Runner:
                     if state == "dead" and d.route.startswith("adapter:") and d.kind in ("hold", "restore", "notify"):
                         await self._control_call(self._control.action_failed, d.payload["case_id"], d.kind, str(exc))
                     continue
-                if d.kind == "review_post" and (detail or {}).get("ref"):
+                detail = detail or {}
+                if d.kind in ("review_post", "review_update") and detail.get("ref"):
                     await self._control_call(self._control.record_review_post, d.payload["case_id"],
                                              d.payload["room"], str(detail["ref"]))
+                elif d.kind == "restore" and detail.get("reposted"):
+                    await self._control_call(self._control.record_reposts, d.payload["case_id"],
+                                             [str(r) for r in detail["reposted"]])
+                elif d.kind == "hold" and d.payload.get("reposted"):
+                    await self._control_call(self._control.record_reposts, d.payload["case_id"], [])
                 await asyncio.to_thread(outbox.delivered, db, d, detail or {})
                 self.metrics.deliveries.labels(d.route, "delivered").inc()
                 self.stats.delivered += 1
@@ -414,11 +424,25 @@ class Runner:
             await deliverer
         finally:
             self._stopping.set()
+            self._wake.set()
             stopping.cancel()
-            for t in (processor, deliverer, housekeeper, *inputs):
+            for a in self.adapters.values():
+                with contextlib.suppress(Exception):
+                    await a.stop()
+            for t in inputs:
                 if not t.done():
                     t.cancel()
-            await asyncio.gather(processor, deliverer, housekeeper, *inputs, return_exceptions=True)
+            await asyncio.gather(*inputs, return_exceptions=True)
+            # The core's loops are not cancelled mid-step: a worker thread may be writing on a
+            # connection, which must not be closed under it. They finish the step and return.
+            if not processor.done():
+                await self.queue.put(None)
+            loops = [processor, deliverer, housekeeper]
+            _, late = await asyncio.wait(loops, timeout=30)
+            for t in late:
+                log.error("%s did not stop within 30 s; cancelling it", t.get_name())
+                t.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
             if http:
                 await http[0].cleanup()
                 http[1].close()

@@ -142,8 +142,13 @@ def _v2(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE cases ADD COLUMN action_error TEXT NOT NULL DEFAULT ''")
 
 
+def _v3(db: sqlite_utils.Database) -> None:
+    """Reposts of approved messages (their platform ids), so that reopening a case removes them."""
+    db.execute("ALTER TABLE cases ADD COLUMN reposted TEXT NOT NULL DEFAULT '[]'")
+
+
 # Append only: a released migration never changes, the next one is added after it.
-MIGRATIONS = [_v1, _v2]
+MIGRATIONS = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
