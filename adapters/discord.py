@@ -72,7 +72,8 @@ class DiscordCommunity(BaseModel):
 class DiscordSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     token_env: str = "DISCORD_BOT_TOKEN"  # the environment variable holding the bot token
-    communities: dict[str, DiscordCommunity] = Field(min_length=1)
+    # Empty: Discord only hosts review rooms (of Reddit or Telegram communities), screening nothing.
+    communities: dict[str, DiscordCommunity] = {}
     api_base: str | None = None  # tests only: sets discord.http.Route.BASE (process-wide)
     gateway_url: str | None = None  # tests only: sets DiscordWebSocket.DEFAULT_GATEWAY (process-wide)
     guild_ready_timeout: float = Field(2.0, ge=0)  # discord.py waits this long after the last guild
@@ -134,9 +135,15 @@ def review_embed(card: dict[str, Any]) -> discord.Embed:
     if card.get("permalink"):
         e.url = card["permalink"]
     author = discord.utils.escape_markdown(card.get("author_name") or "")
-    e.add_field(name="Author", value=_clip(f"{author} (<@{card['author']}>)" if card.get("author") else author or "—",
-                                           1024))
-    where = f"<#{card['channel']}>" if card.get("channel") else "—"
+    here = card.get("platform") == "discord"  # a case from Reddit or Telegram: its ids mean nothing here
+    if here and card.get("author"):
+        who = f"{author} (<@{card['author']}>)"
+    else:
+        who = author or discord.utils.escape_markdown(str(card.get("author") or "")) or "—"
+    e.add_field(name="Author", value=_clip(who if here else f"{who} on {card.get('platform')}", 1024))
+    channel = card.get("channel")
+    where = (f"<#{channel}>" if here else discord.utils.escape_markdown(f"{card.get('platform')} {channel}")) \
+        if channel else "—"
     e.add_field(name="Where", value=_clip(f"{card.get('community') or '—'} · {where}", 1024))
     rules = "\n".join(f"`{h['rule']}` ({h['category']}): {h['explanation']}" for h in card.get("hits") or [])
     e.add_field(name="Why it was held", value=_clip(rules or "—", 1024), inline=False)
@@ -307,8 +314,12 @@ class DiscordAdapter(Adapter):
         if self._stopped:  # stopped before it started
             return
         self._apply_endpoints()
-        self._review_channels = {cid for cid in (self._room_channel(core.community(n).review_room)
-                                                 for n in self.settings.communities) if cid}
+        # Every Discord room any community reviews in, whatever platform its messages come from:
+        # never screened, and checked for the rights to post there.
+        self._review_channels = {cid for cid in map(self._room_channel, core.review_rooms()) if cid}
+        if not self.settings.communities and not self._review_channels:
+            raise AdapterError(f"[adapters.{self.name}] screens no community and hosts no review room: add "
+                               f"[adapters.{self.name}.communities.<name>], or a community review_room = \"discord:<id>\"")
         intents = discord.Intents.none()
         intents.guilds = intents.guild_messages = intents.message_content = True
         client = self.client = _Client(self, intents=intents, guild_ready_timeout=self.settings.guild_ready_timeout,
@@ -402,18 +413,21 @@ class DiscordAdapter(Adapter):
                 elif not perms.manage_webhooks:
                     log.info("%s, channel #%s: no Manage Webhooks; approved messages are restored by the bot",
                              where, ch.name)
-            cid = self._room_channel(self.core.community(name).review_room)
-            if cid:
-                room = client.get_channel(cid)
-                if room is None or getattr(room, "guild", None) is None:
-                    problems.append(f"community {name!r}: review channel {cid} not found (is the bot in its server?)")
-                    continue
-                perms = room.permissions_for(room.guild.me)
-                missing = [label for flag, label in (("view_channel", "View Channel"), ("send_messages", "Send Messages"),
-                                                     ("embed_links", "Embed Links")) if not getattr(perms, flag)]
-                if missing:
-                    problems.append(f"guild {room.guild.name!r} ({room.guild.id}), review channel #{room.name} "
-                                    f"({room.id}): missing {', '.join(missing)}")
+        for room_name, served in self.core.review_rooms().items():
+            cid = self._room_channel(room_name)
+            if not cid:
+                continue
+            room = client.get_channel(cid)
+            if room is None or getattr(room, "guild", None) is None:
+                problems.append(f"review room of {', '.join(map(repr, served))}: channel {cid} not found "
+                                "(is the bot in its server?)")
+                continue
+            perms = room.permissions_for(room.guild.me)
+            missing = [label for flag, label in (("view_channel", "View Channel"), ("send_messages", "Send Messages"),
+                                                 ("embed_links", "Embed Links")) if not getattr(perms, flag)]
+            if missing:
+                problems.append(f"guild {room.guild.name!r} ({room.guild.id}), review channel #{room.name} "
+                                f"({room.id}): missing {', '.join(missing)}")
         return problems
 
     # -- screening -------------------------------------------------------------------------------

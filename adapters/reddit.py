@@ -66,6 +66,8 @@ from bot.store import parse_time
 
 from .base import ActionError, Adapter, AdapterError, Core
 
+LISTING_LIMIT = 100  # items in one listing page, the most a stream's poll returns
+
 log = logging.getLogger("pharmamod.reddit")
 
 # Mod log actions that are a moderator's decision on an item: action -> (decision, reason code).
@@ -367,13 +369,20 @@ class RedditAdapter(Adapter):
         failures = 0
         while not self._stopping.is_set():
             stream = open_stream()
+            got = 0
             try:
                 async for item in stream:
                     if item is None:  # one poll done
                         failures = 0
-                        if await self._sleep(self.settings.poll_seconds):
+                        # A full page (Reddit's listing limit) means more may be waiting: poll again at once.
+                        if got >= LISTING_LIMIT:
+                            if self._stopping.is_set():
+                                return
+                        elif await self._sleep(self.settings.poll_seconds):
                             return
+                        got = 0
                         continue
+                    got += 1
                     await handle(item)
             except asyncio.CancelledError:
                 raise

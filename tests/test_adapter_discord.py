@@ -319,7 +319,6 @@ async def test_a_refused_token_is_reported_without_the_token(tmp_path, fake, mon
 @pytest.mark.parametrize("settings, expect", [
     ({"communities": {"a": {"guild": 1}}, "tokne_env": "X"}, "[adapters.discord.tokne_env] Extra inputs"),
     ({"communities": {"a": {"guild": "general"}}}, "[adapters.discord.communities.a.guild]"),
-    ({"communities": {}}, "[adapters.discord.communities]"),
     ({"communities": {"a": {"guild": 1}, "b": {"guild": 1}}}, "'a' and 'b' both take every channel of guild 1"),
     ({"communities": {"a": {"guild": 1, "channels": [5]}, "b": {"guild": 1, "channels": [5]}}},
      "channel 5 is in communities 'a' and 'b'"),

@@ -29,12 +29,17 @@ def _listing(children: list[dict], kind: str = "Listing") -> dict:
 
 
 def _newer_than(items: list[dict], before: str | None, key: str, limit: int) -> list[dict]:
-    """Reddit's `before`: the items newer than the named one (newest first); none if it is unknown."""
+    """Reddit's `before`: the page of items just newer than the named one (the `limit` closest to
+    it, newest first), so a reader that asks again with the newest it got pages forward and
+    misses nothing; none if the item is unknown. Without `before`: the newest `limit`."""
     newest_first = list(reversed(items))
-    if before:
-        ids = [i["data"][key] for i in newest_first]
-        newest_first = newest_first[:ids.index(before)] if before in ids else []
-    return newest_first[:limit]
+    if not before:
+        return newest_first[:limit]
+    ids = [i["data"][key] for i in newest_first]
+    if before not in ids:
+        return []
+    newer = newest_first[:ids.index(before)]
+    return newer[-limit:]
 
 
 class FakeReddit:
