@@ -17,7 +17,7 @@ from adapters import AdapterError
 from adapters.discord import DiscordAdapter
 from bot.config import Config, ConfigError
 from bot.runner import Runner
-from fakes.discord import (ALICE, BOB, BOT_PERMISSIONS, EMBED_LINKS, GENERAL, GUILD, MANAGE_MESSAGES,
+from tests.fakes.discord import (ALICE, BOB, BOT_PERMISSIONS, EMBED_LINKS, GENERAL, GUILD, MANAGE_MESSAGES,
                            MANAGE_WEBHOOKS, MIRA, MODERATOR_ROLE, OFFTOPIC, REVIEW, SEND_MESSAGES, FakeDiscord)
 
 TOKEN_ENV = "PHARMAMOD_TEST_DISCORD_TOKEN"

@@ -5,7 +5,6 @@ and on what the store recorded."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import sqlite3
@@ -14,9 +13,9 @@ import time
 import pytest
 
 from adapters import AdapterError
-from bot.cases import CaseBook
 from bot.config import Config
 from bot.runner import Runner
+from tests.fakes import running, until
 from tests.fakes.reddit import TOKEN, FakeReddit
 
 # asyncprawcore 4.0.0 with aiohttp 3.14 (shared docs, offline-clients.md)
@@ -61,33 +60,10 @@ def config(tmp_path, fake, community=None, **reddit) -> Config:
     })
 
 
-@contextlib.asynccontextmanager
-async def running(cfg: Config):
-    runner = Runner(cfg)
-    task = asyncio.create_task(runner.run())
-    try:
-        yield runner
-    finally:
-        runner.stop()
-        await asyncio.wait_for(task, 15)
-
-
 def db(tmp_path) -> sqlite3.Connection:
     conn = sqlite3.connect(tmp_path / "pharmamod.db")
     conn.row_factory = sqlite3.Row
     return conn
-
-
-async def until(fn, timeout: float = 10.0):
-    """Poll a store condition with a deadline (the store is written by the runner's threads)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = fn()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the store")
-        await asyncio.sleep(0.02)
 
 
 async def log_read_past(fake: FakeReddit, entry_id: str) -> None:
@@ -246,32 +222,6 @@ async def test_a_restart_reads_the_subreddit_again_and_acts_once(tmp_path, fake)
     assert conn.execute("SELECT state FROM cases").fetchone()[0] == "held"
 
 
-def after_first_housekeeping(monkeypatch, runner: Runner) -> None:
-    """Let the adapter start only after the housekeeper's first `remind` round.
-
-    A run that ends at once cancels the housekeeper while that round runs in a worker thread, and
-    its `finally` closes the thread's SQLite connection under it (a segfault). Remove this when
-    the core waits for its worker threads before closing their connections."""
-    loop, done = asyncio.get_running_loop(), asyncio.Event()
-    remind = CaseBook.remind
-
-    def remind_then_tell(self, *args, **kwargs):
-        try:
-            return remind(self, *args, **kwargs)
-        finally:
-            loop.call_soon_threadsafe(done.set)
-
-    monkeypatch.setattr(CaseBook, "remind", remind_then_tell)
-    adapter = runner.adapters["reddit"]
-    start = adapter.start
-
-    async def start_later(core):
-        await done.wait()
-        await start(core)
-
-    monkeypatch.setattr(adapter, "start", start_later)
-
-
 @pytest.mark.parametrize("moderators, environ, community, expect", [
     ([{"name": "someone_else", "mod_permissions": ["all"]}], {}, {}, f"is not a moderator of r/{SUB}"),
     ([{"name": BOT, "mod_permissions": ["wiki", "mail"]}], {}, {}, "without the posts permission"),
@@ -290,7 +240,6 @@ async def test_start_up_fails_with_a_clear_error(tmp_path, fake, monkeypatch, mo
         else:
             monkeypatch.setenv(name, value)
     runner = Runner(config(tmp_path, fake, community=community))
-    after_first_housekeeping(monkeypatch, runner)
     with pytest.raises(AdapterError, match=expect):
         await asyncio.wait_for(runner.run(), 10)
     assert [(m, p) for m, p, _ in fake.rec.calls if p.startswith(("/r/", "/api/")) and "access_token" not in p

@@ -9,12 +9,10 @@ import contextlib
 import json
 import logging
 import sqlite3
-import threading
 import time
 
 import pytest
 
-import bot.cases
 import bot.runner
 from adapters import ActionError, AdapterError
 from adapters.telegram import CLICK_REASON, TelegramAdapter, keyboard
@@ -22,6 +20,7 @@ from bot.cases import REASONS
 from bot.config import Config, ConfigError
 from bot.outbox import Delivery
 from bot.runner import Runner
+from tests.fakes import running, until
 from tests.fakes.telegram import BOT, FakeTelegram, user
 
 GROUP = -1001000000001  # the screened patient group
@@ -48,34 +47,6 @@ def _rules_once(monkeypatch):
     monkeypatch.setattr(bot.runner, "load_rulesets", cached)
 
 
-_REMINDED = threading.Event()
-
-
-@pytest.fixture(autouse=True)
-def _see_first_reminder_pass(monkeypatch):
-    """Signal when the housekeeper's first reminder pass (run in a worker thread at start) is done.
-
-    Runner.run cancels the housekeeper on the way out and its `finally` closes the connection that
-    worker thread may still be using: sqlite then crashes the process (a segfault here when a run
-    ended within a millisecond of starting). Runs here end only after that pass; the core fix is in
-    the report."""
-    real = bot.cases.CaseBook.remind
-    _REMINDED.clear()
-
-    def remind(self, at=None):
-        try:
-            return real(self, at)
-        finally:
-            _REMINDED.set()
-
-    monkeypatch.setattr(bot.cases.CaseBook, "remind", remind)
-
-
-async def stop(runner: Runner) -> None:
-    await until(_REMINDED.is_set, what="the housekeeper's first pass")
-    runner.stop()
-
-
 @pytest.fixture
 async def fake(monkeypatch):
     f = await FakeTelegram().start()
@@ -100,17 +71,6 @@ def make_config(tmp_path, fake, **telegram) -> Config:
     })
 
 
-@contextlib.asynccontextmanager
-async def running(config: Config):
-    runner = Runner(config)
-    task = asyncio.create_task(runner.run())
-    try:
-        yield runner
-    finally:
-        await stop(runner)
-        await asyncio.wait_for(task, 10)
-
-
 def store(tmp_path) -> sqlite3.Connection:
     return sqlite3.connect(tmp_path / "pharmamod.db")
 
@@ -118,18 +78,6 @@ def store(tmp_path) -> sqlite3.Connection:
 def one(tmp_path, sql: str, *args):
     with contextlib.closing(store(tmp_path)) as db:
         return db.execute(sql, args).fetchone()
-
-
-async def until(check, timeout: float = 10.0, what: str = "condition"):
-    """Poll `check()` until it returns something truthy, with a deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def review_ref(tmp_path, case_id: int):
@@ -360,7 +308,6 @@ async def _adapter_gives_up(tmp_path, fake, trigger=None) -> str:
 
     async def start(core):  # the adapter's own start, and a signal when it returns
         try:
-            await until(_REMINDED.is_set, what="the housekeeper's first pass")  # see _see_first_reminder_pass
             await real_start(core)
         finally:
             gave_up.set()

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import sqlite3
-import time
 
 import pytest
 from discord.gateway import DiscordWebSocket
@@ -25,6 +24,7 @@ from bot.config import Config
 from bot.runner import Runner
 from tests.fakes.discord import BOB, EMBED_LINKS, GENERAL, GUILD, MANAGE_MESSAGES, MANAGE_WEBHOOKS, MIRA, \
     MODERATOR_ROLE, OFFTOPIC, REVIEW, SEND_MESSAGES, FakeDiscord
+from tests.fakes import until
 from tests.fakes.reddit import FakeReddit
 from tests.fakes.telegram import FakeTelegram, user
 
@@ -135,18 +135,6 @@ async def running(config: Config, f: Fakes):
 
 def db(tmp_path) -> sqlite3.Connection:
     return sqlite3.connect(tmp_path / "pharmamod.db")
-
-
-async def until(fn, timeout: float = 10.0, what: str = "condition"):
-    """Poll `fn()` until it returns something truthy, with a deadline (the store is written by threads)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = fn()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def case_of(tmp_path, platform: str, message_id: str) -> int | None:

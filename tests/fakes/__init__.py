@@ -4,6 +4,7 @@ platform's wire protocol to the real client library. See ../shared/docs/offline-
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -48,3 +49,30 @@ class Recorder:
                 await asyncio.wait_for(self._changed.wait(), min(left, 0.5))
             except asyncio.TimeoutError:
                 pass
+
+
+async def until(check, timeout: float = 10.0, what: str = "condition"):
+    """Poll `check()` until it returns something truthy, with a deadline (the store is written by
+    the runner's threads, so there is no event to wait on)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+@contextlib.asynccontextmanager
+async def running(config):
+    """The real `pharmamod run` core (bot.runner.Runner) in this event loop, stopped on exit."""
+    from bot.runner import Runner
+
+    runner = Runner(config)
+    task = asyncio.create_task(runner.run())
+    try:
+        yield runner
+    finally:
+        runner.stop()
+        await asyncio.wait_for(task, 15)
