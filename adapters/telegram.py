@@ -11,13 +11,15 @@ plain text with four buttons; a click is honoured only when the clicker is an ad
 creator) of the group the message came from, checked with getChatMember at click time. Every other
 click is answered with a refusal and recorded with `core.refuse`.
 
-Polling is python-telegram-bot's `Updater.start_polling`. Its loop (`network_retry_loop`) retries
-every network error, timeout, 5xx and 409 for as long as the bot runs: first after 1 s, then 1.5
-times longer each time up to 30 s, back to no wait after a successful poll; a flood-control answer
-waits the time Telegram asks for. Only a rejected token ends it, and then `start` raises
-`AdapterError`. Updates Telegram kept while the bot was down (24 hours) are fetched on start.
-The Updater acknowledges a batch of updates when it asks for the next one, which it does while the
-batch is being stored: a crash in those milliseconds loses the batch (Telegram will not resend it).
+Polling is the adapter's own getUpdates loop, not python-telegram-bot's Updater: the Updater asks
+for the next batch (which acknowledges the last one) while that batch is still being stored, so a
+crash then would lose it. Here the offset moves past an update only once its handler returned,
+i.e. once the message is stored; after a crash Telegram sends the rest of the batch again and the
+store drops what it already has. Network errors, timeouts and 5xx answers are retried for as long
+as the bot runs: after 1 s, then 1.5 times longer each time up to 30 s, back to no wait after a
+good poll; a flood-control answer waits the time Telegram asks for. Only a rejected token ends the
+loop, and then `start` raises `AdapterError`. Updates Telegram kept while the bot was down (24
+hours) are fetched on start.
 """
 
 from __future__ import annotations
@@ -223,6 +225,11 @@ def to_message(m: TgMessage, community: str) -> Message | None:
         permalink=f"https://t.me/{chat.username}/{m.message_id}" if chat.username else None)
 
 
+def _seconds(value: Any) -> float:
+    """RetryAfter.retry_after is seconds now and a timedelta in a later python-telegram-bot."""
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
 def _split_ref(ref: str) -> tuple[int, int]:
     """ "<chat id>:<message id>" -> (chat, message); chat ids of groups are negative."""
     chat, _, mid = str(ref).rpartition(":")
@@ -334,10 +341,6 @@ class TelegramAdapter(Adapter):
                 app.add_handler(MessageHandler(filters.UpdateType.MESSAGES & filters.ChatType.GROUPS, self._on_message))
                 app.add_handler(CallbackQueryHandler(self._on_callback))
                 app.add_error_handler(self._on_error)
-                await app.updater.start_polling(
-                    timeout=timedelta(seconds=self.settings.poll_timeout),
-                    allowed_updates=["message", "edited_message", "callback_query"],
-                    error_callback=self._on_poll_error)
                 await app.start()
                 self._app, self._live = app, True
                 self._ready.set()
@@ -411,16 +414,44 @@ class TelegramAdapter(Adapter):
 
     async def _until_stopped(self, app: Application) -> None:
         stop = asyncio.create_task(self._stopping.wait())
-        # PTB keeps its polling task private; it ends only when Telegram rejects the token.
-        polling = getattr(app.updater, "_Updater__polling_task", None)
+        polling = asyncio.create_task(self._poll(app))
         try:
-            await asyncio.wait([t for t in (stop, polling) if t is not None], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([stop, polling], return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop.cancel()
-        if polling is not None and polling.done() and not self._stopping.is_set():
-            exc = None if polling.cancelled() else polling.exception()
-            raise AdapterError(f"Telegram polling stopped: {self._clean(exc) if exc else 'cancelled'}; "
-                               f"check the bot token in {self.settings.token_env}")
+            if not polling.done():
+                polling.cancel()  # a parked long poll: nothing of it was acknowledged
+                with contextlib.suppress(asyncio.CancelledError):
+                    await polling
+        if polling.done() and not polling.cancelled() and polling.exception():
+            raise polling.exception()
+
+    async def _poll(self, app: Application) -> None:
+        """getUpdates for as long as the bot runs; an update is acknowledged (the next offset) only
+        after its handler returned, so nothing Telegram delivered is lost to a crash."""
+        offset: int | None = None
+        delay = 0.0
+        while not self._stopping.is_set():
+            try:
+                updates = await app.bot.get_updates(
+                    offset=offset, timeout=self.settings.poll_timeout,
+                    allowed_updates=["message", "edited_message", "callback_query"])
+            except InvalidToken:
+                raise AdapterError(f"Telegram polling stopped: Telegram rejected the bot token; check the bot "
+                                   f"token in {self.settings.token_env}") from None
+            except RetryAfter as exc:
+                self._on_poll_error(exc)
+                await asyncio.sleep(_seconds(exc.retry_after))
+                continue
+            except TelegramError as exc:  # network errors, timeouts, 5xx, 409: try again with backoff
+                self._on_poll_error(exc)
+                delay = min(30.0, max(1.0, delay * 1.5))
+                await asyncio.sleep(delay)
+                continue
+            delay = 0.0
+            for update in updates:
+                await app.process_update(update)  # handlers run in order; errors go to _on_error
+                offset = update.update_id + 1
 
     async def _close(self, app: Application) -> None:
         with contextlib.suppress(Exception):

@@ -388,6 +388,33 @@ async def test_polling_reconnects_after_a_dropped_connection(fake, tmp_path, cap
     assert (GROUP, first["message_id"]) in fake.deleted
 
 
+async def test_an_update_is_acknowledged_only_once_it_is_stored(fake, tmp_path):
+    """getUpdates' offset tells Telegram to forget earlier updates: it must not move past a message
+    the store does not have yet, or a crash at that moment would lose the message for good."""
+    stored_when_acked: list[tuple[int, set[str]]] = []
+    real = fake.m_getUpdates
+
+    async def watching(p, request):
+        offset = int(p.get("offset", 0))
+        if offset and (tmp_path / "pharmamod.db").exists():
+            with contextlib.closing(store(tmp_path)) as db:
+                ids = {r[0] for r in db.execute("SELECT message_id FROM messages")}
+            stored_when_acked.append((offset, ids))
+        return await real(p, request)
+
+    fake.m_getUpdates = watching
+    async with running(make_config(tmp_path, fake)):
+        await fake.rec.wait_for("getUpdates")
+        posted = [fake.post(GROUP, ANNA, f"good morning all, day {i}") for i in range(3)]
+        uids = [u["update_id"] for u in fake.updates]
+        await until(lambda: one(tmp_path, "SELECT count(*) FROM messages")[0] == 3, what="the messages stored")
+        await until(lambda: any(o > max(uids) for o, _ in stored_when_acked), what="the acknowledgement")
+    for offset, ids in stored_when_acked:
+        for uid, m in zip(uids, posted):
+            if offset > uid:
+                assert f"{GROUP}:{m['message_id']}" in ids, (offset, uid, ids)
+
+
 async def test_deliveries_after_stop_still_reach_telegram(fake, tmp_path):
     """The core drains its outbox after stopping the adapters: perform must still work then."""
     async with running(make_config(tmp_path, fake)) as runner:
