@@ -45,6 +45,7 @@ class LocalAdapter(Adapter):
         self._lock = threading.Lock()
         self.read = 0
         self.skipped = 0
+        self.failed = 0
 
     def _lines(self, stream: BinaryIO) -> Iterator[bytes]:
         """Complete lines; with follow, wait for more at the end instead of stopping."""
@@ -84,14 +85,24 @@ class LocalAdapter(Adapter):
                 self.read += 1
                 # A few messages in flight let the core store them in batches; waiting for the
                 # oldest keeps the order and stops reading when the store falls behind.
-                in_flight.append(asyncio.run_coroutine_threadsafe(sink(msg), loop))
+                in_flight.append((rec.line, asyncio.run_coroutine_threadsafe(sink(msg), loop)))
                 if len(in_flight) >= IN_FLIGHT:
-                    in_flight.popleft().result()
+                    self._settle(*in_flight.popleft())
             while in_flight:
-                in_flight.popleft().result()
+                self._settle(*in_flight.popleft())
         finally:
             if own:
                 stream.close()
+
+    def _settle(self, line: int, stored) -> None:
+        """Wait for one message to be stored. One the core could not store is reported with its
+        line and the file goes on: it is still in the file, and the next run tries it again."""
+        try:
+            stored.result()
+        except Exception as exc:  # noqa: BLE001
+            self.failed += 1
+            log.error("%s line %d could not be stored (%s); it is tried again at the next run",
+                      self.source, line, exc)
 
     async def start(self, core: Core) -> None:
         await asyncio.to_thread(self._read, asyncio.get_running_loop(), core.submit)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 import time
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from .store import now, open_store, transaction
 log = logging.getLogger("pharmamod")
 
 BATCH = 256
+_SURROGATE = re.compile("[\ud800-\udfff]")
 DRAIN_SECONDS = 15.0  # a finite run waits this long for retries due soon before it stops
 
 
@@ -62,6 +64,13 @@ class Pipeline:
 
     def screen(self, msg: Message):
         rs = self.ruleset_for(msg)
+        if _SURROGATE.search(msg.text) or _SURROGATE.search(msg.author.display_name):
+            # Lone surrogates (a "\ud800" escape in JSON) are not text: SQLite cannot store them.
+            # One replacement character each keeps every span in place.
+            msg = msg.model_copy(update={
+                "text": _SURROGATE.sub("\ufffd", msg.text),
+                "author": msg.author.model_copy(update={"display_name": _SURROGATE.sub("\ufffd",
+                                                                                       msg.author.display_name)})})
         if msg.reply_to is not None and not msg.reply_to.text:
             # The parent may be gone from the platform (held, deleted): its stored text gives the context.
             row = self.db.execute("SELECT text FROM messages WHERE platform = ? AND message_id = ?",
@@ -154,7 +163,9 @@ class Runner:
 
     async def not_an_ae(self, case_id: int, actor, reason: str) -> str:
         """Mark the case's PV case "not an AE" (a reason is required); returns its report id."""
-        return await self._control_call(self._control.not_an_ae_for_case, case_id, actor, reason)
+        report = await self._control_call(self._control.not_an_ae_for_case, case_id, actor, reason)
+        self._wake.set()  # the review post's update goes out now
+        return report
 
     async def refuse(self, actor, case_id: int, action: str, why: str) -> None:
         await self._control_call(self._control.refuse, actor, f"case:{case_id}", action, why)
@@ -193,14 +204,19 @@ class Runner:
                 items.append(nxt)
             try:
                 results = await asyncio.to_thread(self.pipeline.process, [(m, t) for m, t, _, _ in items])
-            except Exception as exc:  # the batch is not stored: the adapters see the error and keep the messages
-                log.exception("could not store a batch of %d messages", len(items))
-                for *_, fut in items:
-                    if not fut.done():
+            except Exception:  # noqa: BLE001 - one bad message must not sink the others: one at a time
+                results = []
+                for m, t, _, fut in items:
+                    try:
+                        results.append((await asyncio.to_thread(self.pipeline.process, [(m, t)]))[0])
+                    except Exception as exc:  # noqa: BLE001 - not stored: its adapter is told and keeps it
+                        log.exception("could not store message %s:%s", m.platform, m.message_id)
                         fut.set_exception(exc)
-                continue
+                        results.append(None)
             done = time.perf_counter()
             for (_, _, t0, fut), rec in zip(items, results):
+                if rec is None:
+                    continue
                 self.metrics.latency.observe(done - t0)
                 self.metrics.messages.labels(rec.status).inc()
                 setattr(self.stats, rec.status, getattr(self.stats, rec.status) + 1)

@@ -268,3 +268,17 @@ def test_local_adapter_reads_stdin_and_skips_bad_lines(tmp_path):
     assert "line 2 skipped: invalid JSON" in r.stderr and "2 messages" in r.stdout
     db = sqlite3.connect(tmp_path / "state" / "pharmamod.db")
     assert db.execute("SELECT message_id FROM pv_cases").fetchall() == [("s1",)]
+
+
+def test_a_lone_surrogate_in_the_input_is_stored_as_a_replacement_character(tmp_path):
+    """JSON may carry "\\ud800", which is not text: SQLite cannot store it, and it once stopped the run."""
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text('{"id": "a", "text": "lone \\ud800 here, anyone on ozempic?"}\n'
+                    '{"id": "b", "text": "since I started ozempic I throw up every morning"}\n')
+    cfg = write_config(tmp_path, feed)
+    out = pharmamod("run", "--config", str(cfg), cwd=tmp_path).stdout
+    assert "2 new" in out
+    db = sqlite3.connect(tmp_path / "state" / "pharmamod.db")
+    text, = db.execute("SELECT text FROM messages WHERE message_id = 'a'").fetchone()
+    assert text == "lone \ufffd here, anyone on ozempic?"
+    assert db.execute("SELECT count(*) FROM pv_cases WHERE message_id = 'b'").fetchone()[0] == 1
