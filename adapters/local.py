@@ -113,7 +113,7 @@ class LocalAdapter(Adapter):
     def _already_written(self, key: str) -> bool:
         if not self.actions.exists():
             return False
-        needle = '{"key": ' + json.dumps(key) + ","
+        needle = '{"key": ' + json.dumps(key, ensure_ascii=False) + ","
         with open(self.actions, encoding="utf-8") as f:
             return any(line.startswith(needle) for line in f)
 

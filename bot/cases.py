@@ -280,33 +280,47 @@ class CaseBook:
                                f"reason code {reason_code!r} is not one for {decision}; use one of "
                                + ", ".join(REASONS[decision]))
         new = allowed[decision]
-        ts = iso(t)
+        changed_to = None
         with transaction(self.db):
             # Re-read under the write lock: another moderator may have decided meanwhile.
             current = self.db.execute("SELECT state FROM cases WHERE id = ?", (case_id,)).fetchone()[0]
             if current != state:
-                audit.append(self.db, "refused", subject, {"action": decision, "why": "state changed"}, actor=str(actor))
-                raise Refused(f"case {case_id} changed to {current} while you decided; look at it again")
-            self.db.execute("UPDATE cases SET state = ?, updated_at = ? WHERE id = ?", (new, ts, case_id))
-            self.db.execute("INSERT INTO decisions (case_id, from_state, to_state, actor, actor_platform, reason_code, "
-                            "note, at) VALUES (?,?,?,?,?,?,?,?)",
-                            (case_id, state, new, actor.id, actor.platform, reason_code, note, ts))
-            audit.append(self.db, "decision", subject, {"decision": decision, "from": state, "to": new,
-                                                        "reason_code": reason_code, "note": note}, actor=str(actor), at=t)
-            msg_subject = f"{platform}:{message_id}"
-            payload = self._action_payload(case_id)
-            n = self.db.execute("SELECT count(*) FROM decisions WHERE case_id = ?", (case_id,)).fetchone()[0]
-            self._to_review_room(case_id, self.config.community_of(community), f"review:case:{case_id}:d{n}",
-                                 "review_update", t)
-            if new == "approved":
-                enqueue(self.db, f"restore:{msg_subject}:d{n}", f"adapter:{platform}", "restore", subject, payload, at=t)
-            elif new == "held":
-                enqueue(self.db, f"hold:{msg_subject}:d{n}", f"adapter:{platform}", "hold", subject, payload, at=t)
-            elif new == "escalated":
-                self._escalate(case_id, reason_code, t)
+                changed_to = current
+            else:
+                self._apply(case_id, decision, state, new, actor, reason_code, note, t)
+        if changed_to is not None:  # audited after the transaction, which wrote nothing
+            raise self._refuse(actor, subject, decision,
+                               f"case {case_id} changed to {changed_to} while you decided; look at it again")
         return new
 
-    def _escalate(self, case_id: int, reason_code: str, t: datetime) -> None:
+    def _apply(self, case_id: int, decision: str, state: str, new: str, actor: Actor, reason_code: str, note: str,
+               t: datetime) -> None:
+        ts, subject = iso(t), f"case:{case_id}"
+        platform, message_id, community = self.db.execute(
+            "SELECT platform, message_id, community FROM cases WHERE id = ?", (case_id,)).fetchone()
+        if new == "held":  # reopened: a new response time, and a new reminder
+            respond_by = iso(t + timedelta(hours=self.config.community_of(community).respond_within_hours))
+            self.db.execute("UPDATE cases SET respond_by = ?, reminded_at = NULL WHERE id = ?",
+                            (respond_by, case_id))
+        self.db.execute("UPDATE cases SET state = ?, updated_at = ? WHERE id = ?", (new, ts, case_id))
+        self.db.execute("INSERT INTO decisions (case_id, from_state, to_state, actor, actor_platform, reason_code, "
+                        "note, at) VALUES (?,?,?,?,?,?,?,?)",
+                        (case_id, state, new, actor.id, actor.platform, reason_code, note, ts))
+        audit.append(self.db, "decision", subject, {"decision": decision, "from": state, "to": new,
+                                                    "reason_code": reason_code, "note": note}, actor=str(actor), at=t)
+        msg_subject = f"{platform}:{message_id}"
+        payload = self._action_payload(case_id)
+        n = self.db.execute("SELECT count(*) FROM decisions WHERE case_id = ?", (case_id,)).fetchone()[0]
+        self._to_review_room(case_id, self.config.community_of(community), f"review:case:{case_id}:d{n}",
+                             "review_update", t)
+        if new == "approved":
+            enqueue(self.db, f"restore:{msg_subject}:d{n}", f"adapter:{platform}", "restore", subject, payload, at=t)
+        elif new == "held":
+            enqueue(self.db, f"hold:{msg_subject}:d{n}", f"adapter:{platform}", "hold", subject, payload, at=t)
+        elif new == "escalated":
+            self._escalate(case_id, reason_code, t, n)
+
+    def _escalate(self, case_id: int, reason_code: str, t: datetime, n: int = 0) -> None:
         """Escalating sends the case on: to medical information, or to PV when the bot did not open one."""
         mrow, platform, message_id, community = self.db.execute(
             "SELECT message, platform, message_id, community FROM cases WHERE id = ?", (case_id,)).fetchone()
@@ -317,13 +331,29 @@ class CaseBook:
         subject = f"{platform}:{message_id}"
         if reason_code == "medical_information":
             for route in c.medinfo_routes:
-                enqueue(self.db, f"medinfo:{route}:{subject}:escalated", route, "medical_inquiry", subject, {
-                    "platform": platform, "community": community, "message_id": message_id, "text": text,
+                enqueue(self.db, f"medinfo:{route}:{subject}:escalated:d{n}", route, "medical_inquiry", subject, {
+                    "platform": platform, "community": community, "message_id": message_id, "text": text or "",
                     "escalated_case": case_id}, at=t)
         elif reason_code == "pharmacovigilance":
             rid = report_id(self.config.pv.sender, platform, message_id)
-            if self.db.execute("SELECT 1 FROM pv_cases WHERE report_id = ?", (rid,)).fetchone():
+            existing = self.db.execute("SELECT status, data, versions FROM pv_cases WHERE report_id = ?",
+                                       (rid,)).fetchone()
+            if existing is not None:
+                if existing[0] == "not_ae":
+                    # Marked "not an AE" earlier, escalated now: open again and send the case on again.
+                    version = existing[2] + 1
+                    self.db.execute("UPDATE pv_cases SET status = 'open', versions = ?, updated_at = ? "
+                                    "WHERE report_id = ?", (version, iso(t), rid))
+                    audit.append(self.db, "pv_case_reopened", f"pv:{rid}", {"by": "moderator escalation",
+                                                                             "version": version}, at=t)
+                    if existing[1]:
+                        for route in c.pv_routes:
+                            enqueue(self.db, f"pv:{route}:{rid}:v{version}", route, "pv_case", f"pv:{rid}",
+                                    json.loads(existing[1]), at=t)
                 return
+            if verdict_json is None:
+                raise Refused(f"case {case_id}: its text was purged under the retention policy, so no PV case "
+                              "can be built from it; report it to the safety team by hand")
             # A moderator saw an AE the rules missed: day zero is still when the bot first saw it.
             msg = Message(platform=platform, message_id=message_id, community=community, channel=channel,
                           text=text or "", permalink=permalink, author=Author(id=author_id, display_name=author_name))
@@ -384,6 +414,20 @@ class CaseBook:
         keys = ("platform", "community", "channel", "message_id", "author", "author_name", "text", "permalink")
         # `reposted`: the approved message's reposts; a hold after a reopen removes those.
         return {"case_id": case_id, **dict(zip(keys, row)), "reposted": json.loads(row[8])}
+
+    def still_wanted(self, case_id: int, kind: str) -> tuple[bool, dict[str, Any]]:
+        """Is a queued hold or restore still what the case asks for? Decisions can overtake an
+        action waiting for a retry (a hold held back by a rate limit, then an approval): sending
+        it late would undo the newer decision. Returns also what changed since it was queued."""
+        row = self.db.execute("SELECT state, reposted FROM cases WHERE id = ?", (case_id,)).fetchone()
+        if row is None:
+            return True, {}
+        state, reposted = row
+        if kind == "restore":
+            return state == "approved", {}
+        if kind == "hold":
+            return state in OPEN_STATES, {"reposted": json.loads(reposted)}
+        return True, {}
 
     def record_reposts(self, case_id: int, reposted: list[str]) -> None:
         """A restore reposted the message (or a hold removed the reposts): remember their ids."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -82,6 +82,13 @@ class SmtpRoute(_Strict):
     password_env: str | None = None
     timeout: float = 20.0
 
+    @model_validator(mode="after")
+    def _no_clear_text_password(self) -> "SmtpRoute":
+        if self.username_env and not (self.starttls or self.ssl) and self.host not in ("127.0.0.1", "localhost"):
+            raise ValueError("a login over plain SMTP would send the password in clear: set starttls = true "
+                             "(port 587) or ssl = true (port 465)")
+        return self
+
 
 class WebhookRoute(_Strict):
     type: Literal["webhook"]
@@ -93,7 +100,10 @@ class WebhookRoute(_Strict):
     @classmethod
     def _https(cls, v: str) -> str:
         parts = urlsplit(v)
-        local = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1") and not parts.username
+        if parts.username or parts.password:
+            raise ValueError("put no user or password in the webhook url (it would reach logs); the route is "
+                             "authenticated by its HMAC secret (secret_env)")
+        local = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
         if not (parts.scheme == "https" and parts.hostname) and not local:
             raise ValueError("webhook url must be https:// (plain http only to 127.0.0.1/localhost, for testing)")
         return v

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict
 
@@ -113,8 +114,9 @@ class PVCase(_Frozen):
 
 
 def report_id(sender: str, platform: str, message_id: str) -> str:
-    """C.1.1 must be unique per sender and stable, so a redelivered post maps to the same case."""
-    return f"{sender}-{platform}-{message_id}".replace(" ", "_")
+    """C.1.1 must be unique per sender and stable, so a redelivered post maps to the same case.
+    Percent-encoding keeps it one-to-one ("post 7" and "post_7" are different posts)."""
+    return f"{quote(sender, safe='')}-{quote(platform, safe='')}-{quote(message_id, safe=':~')}"
 
 
 def deadlines(jurisdiction: str, serious: bool, day_zero: datetime,

@@ -22,7 +22,10 @@ def purge(db: sqlite_utils.Database, before: datetime, actor: str = "pharmamod")
     with transaction(db):
         keep = ("SELECT message FROM cases WHERE state IN ('held', 'escalated') "
                 "UNION SELECT p.message FROM pv_cases p JOIN outbox o ON o.subject = 'pv:' || p.report_id "
-                "WHERE o.state != 'delivered'")
+                "WHERE o.state != 'delivered' "
+                # an open PV case that never reached the safety team (no route): the text is the case
+                "UNION SELECT p.message FROM pv_cases p WHERE p.status = 'open' AND NOT EXISTS "
+                "(SELECT 1 FROM outbox o WHERE o.subject = 'pv:' || p.report_id AND o.state = 'delivered')")
         n_msg = db.execute(
             f"UPDATE messages SET text = NULL, verdict = NULL, purged_at = ? WHERE last_seen_at < ? "
             f"AND text IS NOT NULL AND id NOT IN ({keep})", (iso(now()), cut)).rowcount

@@ -18,6 +18,7 @@ import smtplib
 import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import datetime
 from email.message import EmailMessage
@@ -128,6 +129,12 @@ class SmtpSender:
         return {"message_id": m["Message-ID"]}
 
 
+def _where(url: str) -> str:
+    """scheme://host[:port] only: a path or query may hold a token, and errors end in the audit log."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
 class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
     """A redirected POST would arrive as a GET without its body: treat a redirect as a failure."""
 
@@ -165,7 +172,7 @@ class WebhookSender:
             raise DeliveryError(f"webhook answered HTTP {exc.code}", permanent=not transient,
                                 retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None) from None
         except (OSError, urllib.error.URLError) as exc:
-            raise DeliveryError(f"webhook {self.cfg.url.split('?')[0]}: {getattr(exc, 'reason', exc)}") from None
+            raise DeliveryError(f"webhook {_where(self.cfg.url)}: {getattr(exc, 'reason', exc)}") from None
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import re
 import signal
@@ -211,7 +212,8 @@ class Runner:
                         results.append((await asyncio.to_thread(self.pipeline.process, [(m, t)]))[0])
                     except Exception as exc:  # noqa: BLE001 - not stored: its adapter is told and keeps it
                         log.exception("could not store message %s:%s", m.platform, m.message_id)
-                        fut.set_exception(exc)
+                        if not fut.done():
+                            fut.set_exception(exc)
                         results.append(None)
             done = time.perf_counter()
             for (_, _, t0, fut), rec in zip(items, results):
@@ -243,38 +245,20 @@ class Runner:
             if self._stopping.is_set():
                 db.close()
                 return
-            batch = await asyncio.to_thread(outbox.claim, db, known, 50)
+            try:
+                batch = await asyncio.to_thread(outbox.claim, db, known, 50)
+            except Exception:  # noqa: BLE001 - the store is busy or failing: report, wait, try again
+                log.exception("cannot read the outbox; deliveries wait")
+                self.healthy = False
+                await asyncio.sleep(o.poll_seconds)
+                continue
+            self.healthy = True
             for d in batch:
                 try:
-                    if d.route.startswith("adapter:"):
-                        detail = await by_platform[d.route.split(":", 1)[1]].perform(d)
-                    else:
-                        detail = await asyncio.to_thread(self.routes[d.route].send, d)
-                except Exception as exc:  # noqa: BLE001 - a route's bug must not stop every delivery
-                    if not isinstance(exc, outbox.DeliveryError):
-                        log.exception("delivery %s to %s raised", d.key, d.route)
-                        exc = outbox.DeliveryError(f"{type(exc).__name__}: {exc}")
-                    state = await asyncio.to_thread(outbox.failed, db, d, exc, max_attempts=o.max_attempts,
-                                                    backoff=o.backoff_seconds, backoff_max=o.backoff_max_seconds)
-                    log.warning("delivery %s to %s failed (attempt %d, now %s): %s", d.key, d.route, d.attempts,
-                                state, exc)
-                    self.metrics.deliveries.labels(d.route, state).inc()
-                    self.stats.failed += 1
-                    if state == "dead" and d.route.startswith("adapter:") and d.kind in ("hold", "restore", "notify"):
-                        await self._control_call(self._control.action_failed, d.payload["case_id"], d.kind, str(exc))
-                    continue
-                detail = detail or {}
-                if d.kind in ("review_post", "review_update") and detail.get("ref"):
-                    await self._control_call(self._control.record_review_post, d.payload["case_id"],
-                                             d.payload["room"], str(detail["ref"]))
-                elif d.kind == "restore" and detail.get("reposted"):
-                    await self._control_call(self._control.record_reposts, d.payload["case_id"],
-                                             [str(r) for r in detail["reposted"]])
-                elif d.kind == "hold" and d.payload.get("reposted"):
-                    await self._control_call(self._control.record_reposts, d.payload["case_id"], [])
-                await asyncio.to_thread(outbox.delivered, db, d, detail or {})
-                self.metrics.deliveries.labels(d.route, "delivered").inc()
-                self.stats.delivered += 1
+                    await self._deliver_one(db, d, by_platform)
+                except Exception:  # noqa: BLE001 - the row stays 'sending' and is sent again after a restart
+                    log.exception("could not record delivery %s", d.key)
+                    self.healthy = False
             if batch:
                 idle_since = None
                 continue
@@ -291,6 +275,48 @@ class Runner:
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
+
+    async def _deliver_one(self, db, d, by_platform) -> None:
+        """Send one claimed delivery and record how it went."""
+        o = self.config.outbox
+        try:
+            if d.route.startswith("adapter:") and d.kind in ("hold", "restore") and "case_id" in d.payload:
+                wanted, changed = await self._control_call(self._control.still_wanted,
+                                                           d.payload["case_id"], d.kind)
+                if not wanted:
+                    await asyncio.to_thread(outbox.delivered, db, d, {"superseded": "a later decision"})
+                    return
+                if changed:
+                    d = dataclasses.replace(d, payload={**d.payload, **changed})
+            if d.route.startswith("adapter:"):
+                detail = await by_platform[d.route.split(":", 1)[1]].perform(d)
+            else:
+                detail = await asyncio.to_thread(self.routes[d.route].send, d)
+        except Exception as exc:  # noqa: BLE001 - a route's bug must not stop every delivery
+            if not isinstance(exc, outbox.DeliveryError):
+                log.exception("delivery %s to %s raised", d.key, d.route)
+                exc = outbox.DeliveryError(f"{type(exc).__name__}: {exc}")
+            state = await asyncio.to_thread(outbox.failed, db, d, exc, max_attempts=o.max_attempts,
+                                            backoff=o.backoff_seconds, backoff_max=o.backoff_max_seconds)
+            log.warning("delivery %s to %s failed (attempt %d, now %s): %s", d.key, d.route, d.attempts,
+                        state, exc)
+            self.metrics.deliveries.labels(d.route, state).inc()
+            self.stats.failed += 1
+            if state == "dead" and d.route.startswith("adapter:") and d.kind in ("hold", "restore", "notify"):
+                await self._control_call(self._control.action_failed, d.payload["case_id"], d.kind, str(exc))
+            return
+        detail = detail or {}
+        if d.kind in ("review_post", "review_update") and detail.get("ref"):
+            await self._control_call(self._control.record_review_post, d.payload["case_id"],
+                                     d.payload["room"], str(detail["ref"]))
+        elif d.kind == "restore" and detail.get("reposted"):
+            await self._control_call(self._control.record_reposts, d.payload["case_id"],
+                                     [str(r) for r in detail["reposted"]])
+        elif d.kind == "hold" and d.payload.get("reposted"):
+            await self._control_call(self._control.record_reposts, d.payload["case_id"], [])
+        await asyncio.to_thread(outbox.delivered, db, d, detail or {})
+        self.metrics.deliveries.labels(d.route, "delivered").inc()
+        self.stats.delivered += 1
 
     # -- housekeeping ----------------------------------------------------------------------------
 
@@ -342,7 +368,10 @@ class Runner:
         try:
             while not self._stopping.is_set():
                 if interval > 0:
-                    await self._reload_rules(db)
+                    try:
+                        await self._reload_rules(db)
+                    except Exception:  # noqa: BLE001 - the running rules stay; tried again next time
+                        log.exception("could not check the rule files")
                 if time.monotonic() >= next_remind:
                     try:
                         await asyncio.to_thread(book.remind)

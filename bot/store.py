@@ -172,6 +172,7 @@ def open_store(path: Path | str = DEFAULT_PATH, *, readonly: bool = False) -> sq
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a process crash
     db.execute("PRAGMA foreign_keys=ON")
+    db.execute("PRAGMA secure_delete=ON")  # purged health data is overwritten, not left in free pages
     migrate(db, path)
     return db
 
@@ -188,6 +189,9 @@ def migrate(db: sqlite_utils.Database, path: Path | str = "") -> None:
     version = _check_version(db, Path(path))
     for n in range(version, SCHEMA_VERSION):
         with transaction(db):
+            # Another process may have migrated since: read the version again under the write lock.
+            if db.execute("PRAGMA user_version").fetchone()[0] > n:
+                continue
             MIGRATIONS[n](db)
             db.execute(f"PRAGMA user_version = {n + 1}")
 

@@ -130,9 +130,10 @@ def test_export_csv_and_jsonl_carry_hashes_and_no_text(db_path, rules):
 
 def test_purge_removes_text_and_keeps_the_chain(db_path, rules):
     db = _fill(db_path, rules)
-    # Close every case so that nothing is kept for review.
+    # Close every case and PV case so that nothing is kept for review or for the safety team.
     with transaction(db):
         db.execute("UPDATE cases SET state = 'rejected'")
+        db.execute("UPDATE pv_cases SET status = 'not_ae'")
     counts = purge(db, now() + timedelta(seconds=1))
     assert counts["messages"] == 6
     assert db.execute("SELECT count(*) FROM messages WHERE text IS NOT NULL OR verdict IS NOT NULL").fetchone()[0] == 0
@@ -147,3 +148,14 @@ def test_purge_keeps_open_cases(db_path, rules):
     held = db.execute("SELECT count(*) FROM messages m JOIN cases c ON c.message = m.id WHERE m.text IS NOT NULL"
                       ).fetchone()[0]
     assert held == db.execute("SELECT count(*) FROM cases").fetchone()[0] > 0
+
+
+def test_purge_keeps_an_open_pv_case_that_reached_no_safety_team(db_path, rules):
+    """A community without PV routes: the stored case is all the safety team will ever get."""
+    db = _fill(db_path, rules)
+    with transaction(db):
+        db.execute("UPDATE cases SET state = 'rejected'")
+    purge(db, now() + timedelta(seconds=1))
+    kept = db.execute("SELECT count(*) FROM pv_cases p JOIN messages m ON m.id = p.message "
+                      "WHERE m.text IS NOT NULL AND p.data IS NOT NULL").fetchone()[0]
+    assert kept == db.execute("SELECT count(*) FROM pv_cases").fetchone()[0] > 0

@@ -208,3 +208,35 @@ def test_review_room_gets_the_case_card_and_every_change(tmp_path, rules):
     assert "restore failed" in _one(book.db, "SELECT action_error FROM cases")[0]
     assert _one(book.db, "SELECT count(*) FROM outbox WHERE kind = 'review_update'")[0] == 2
     assert audit.verify(book.db)[1] == []
+
+
+def test_two_posts_never_share_a_pv_case(book, rules):
+    """The report id is one-to-one with the post: "post 7" and "post_7" are two cases, two day zeros."""
+    a = _record(book, rules, _msg("since I started ozempic I throw up every morning", mid="post 7"))
+    b = _record(book, rules, _msg("since I started ozempic I throw up every morning", mid="post_7"),
+                T0 + timedelta(days=3))
+    assert a.pv_report_id != b.pv_report_id
+    assert [d for d, in book.db.execute("SELECT day_zero FROM pv_cases ORDER BY id")] == [
+        "2026-11-20T08:00:00.000000Z", "2026-11-23T08:00:00.000000Z"]
+
+
+def test_an_action_overtaken_by_a_later_decision_is_not_sent(book, rules):
+    """A restore still waiting (rate limit) when the case is reopened must not repost the message."""
+    r = _record(book, rules, _msg("just take 1000mg metformin twice a day"))
+    book.decide(r.case_id, "approve", Actor("anna"), "compliant")
+    assert book.still_wanted(r.case_id, "restore") == (True, {})
+    book.record_reposts(r.case_id, ["r1"])
+    book.decide(r.case_id, "reopen", Actor("anna"), "wrong_decision", at=T0 + timedelta(days=5))
+    assert book.still_wanted(r.case_id, "restore")[0] is False
+    assert book.still_wanted(r.case_id, "hold") == (True, {"reposted": ["r1"]})
+    # Reopened: a new response time and a new reminder.
+    respond_by, reminded = _one(book.db, "SELECT respond_by, reminded_at FROM cases WHERE id = ?", r.case_id)
+    assert respond_by.startswith("2026-11-27T08:00") and reminded is None
+
+
+def test_escalating_a_case_marked_not_an_ae_sends_it_to_pv_again(book, rules):
+    r = _record(book, rules, _msg("since I started ozempic I throw up every morning"))
+    book.not_an_ae(r.pv_report_id, Actor("anna"), "food poisoning, the user said")
+    book.decide(r.case_id, "escalate", Actor("anna"), "pharmacovigilance")
+    assert _one(book.db, "SELECT status, versions FROM pv_cases")[0:2] == ("open", 2)
+    assert _one(book.db, "SELECT count(*) FROM outbox WHERE kind = 'pv_case'")[0] == 2

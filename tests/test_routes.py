@@ -641,3 +641,12 @@ def test_missing_secret_names_the_variable_and_no_value(tmp_path, monkeypatch):
         build_routes(cfg)
     assert "PHARMAMOD_TEST_SMTP_PASS" in str(err.value)
     assert "user-value-7f3a" not in str(err.value)
+
+
+def test_webhook_url_with_credentials_is_refused():
+    """A user or password in the URL would reach logs and the audit log with every failed attempt."""
+    from bot.config import Config as _Config
+
+    with pytest.raises(Exception, match="no user or password"):
+        _Config.model_validate({"routes": {"h": {"type": "webhook", "url": "https://u:pw@hooks.example/x",
+                                                  "secret_env": "S"}}})
