@@ -201,7 +201,7 @@ class DrugIndex:
             i += 1
         if not found and not joinable:
             return [], unique
-        spans = [m.span() for m in TOKEN.finditer(text)]  # positions only once something matched
+        spans = norm.word_spans = [m.span() for m in TOKEN.finditer(text)]  # only once something matched
         hits = [
             NameHit(spans[i][0], spans[i + k - 1][1], key, exact[key], how, key in self.ambiguous)
             for i, k, key, how in found

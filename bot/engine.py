@@ -31,7 +31,6 @@ from .models import (
     Patient,
     Route,
     Seriousness,
-    Severity,
     Verdict,
 )
 from .normalize import Normalized
@@ -49,20 +48,22 @@ _SERIOUS_LISTS = {
 }
 _PATIENT_LISTS = (("patient_child", Patient.CHILD), ("patient_parent", Patient.PARENT), ("patient_other", Patient.OTHER))
 CONTEXT_WINDOW = 6
+_TERM_KEYS: dict[tuple[tuple[str, ...], str], tuple[str, ...]] = {}  # (languages, list name) -> phrase list ids
+_NONE: list = []  # shared, never changed: what a list not found in the message holds
 ANYWHERE = (-1, -1)
+_END = 1 << 62  # sorts after any position: bisect on (start, _END) finds the span starting at or before
 
 
 class _Context:
     """What is known about one message while its candidate rules are evaluated."""
 
-    __slots__ = ("msg", "norm", "rs", "_starts", "lists", "languages", "named", "named_keys", "implied", "regex_hits",
+    __slots__ = ("msg", "norm", "rs", "lists", "languages", "named", "named_keys", "implied", "regex_hits",
                  "_terms", "question", "_cache")
 
     def __init__(self, msg: Message, norm: Normalized, rs: RuleSet, lists, languages):
         self.msg = msg
         self.norm = norm
         self.rs = rs
-        self._starts: list[int] | None = None
         self.lists = lists
         self.languages = languages
         self.named: list[tuple[int, int]] = []
@@ -78,16 +79,21 @@ class _Context:
 
     def word(self, pos: int) -> int:
         """The index of the word at folded position `pos` (word starts are found on first use)."""
-        if self._starts is None:
-            self._starts = [m.start() for m in TOKEN.finditer(self.norm.text)]
-        return bisect_right(self._starts, pos) - 1
+        spans = self.norm.word_spans
+        if spans is None:
+            spans = self.norm.word_spans = [m.span() for m in TOKEN.finditer(self.norm.text)]
+        return bisect_right(spans, (pos, _END)) - 1
 
     def terms(self, name: str) -> list[tuple[int, int]]:
         got = self._terms.get(name)
         if got is None:
-            got = []
-            for lang in self.languages:
-                got.extend(self.lists.get(f"terms:{lang}:{name}", ()))
+            keys = _TERM_KEYS.get((self.languages, name))
+            if keys is None:
+                keys = _TERM_KEYS[(self.languages, name)] = tuple(f"terms:{lang}:{name}" for lang in self.languages)
+            if len(keys) == 1:
+                got = self.lists.get(keys[0], _NONE)
+            else:
+                got = [s for key in keys for s in self.lists.get(key, ())]
             self._terms[name] = got
         return got
 
@@ -268,12 +274,14 @@ def _present(ctx: _Context, text: str, question: bool = True) -> set[str]:
         present.add("drugs:implied")
     if ctx.question:
         present.add("question")
-    for key in ctx.lists:
-        if key.startswith("terms:"):
-            present.add(f"terms:{key.split(':', 2)[2]}")
-        else:
-            present.add(key)
-    present.update(f"regex:{i}" for i in ctx.regex_hits)
+    keys = ctx.rs.list_keys
+    for list_id in ctx.lists:
+        key = keys.get(list_id)
+        if key is None:  # "terms:<lang>:<name>" makes "terms:<name>" present; "phrases:…" itself
+            key = keys[list_id] = f"terms:{list_id.split(':', 2)[2]}" if list_id.startswith("terms:") else list_id
+        present.add(key)
+    if ctx.regex_hits:
+        present.update(f"regex:{i}" for i in ctx.regex_hits)
     return present
 
 
@@ -287,8 +295,12 @@ def screen(msg: Message, rs: RuleSet) -> Verdict:
         lang = guess_language(words, rs)
     languages = (lang,) if lang else tuple(rs.function_words) or ("en",)
     groups = (*languages, "")
-    lists = rs.phrases.find(text, groups, triggers_only=True)
-    if not name_hits and not lists and rs.simple_gate and not (msg.reply_to and msg.reply_to.text):
+    threaded = bool(msg.reply_to and msg.reply_to.text)
+    # A named medicine or a parent message makes some rule a candidate almost always: find every
+    # phrase at once. Other messages first look for trigger phrases only, and most stop there.
+    full = bool(name_hits) or threaded
+    lists = rs.phrases.find(text, groups, triggers_only=not full)
+    if not full and not lists and rs.simple_gate:
         # Nothing that can make a rule a candidate (no name, no trigger phrase, no parent
         # message): unless a trigger regex matches, this is a clean message.
         if not (rs.regex_set is not None and rs.regex_triggers and rs.regex_set.Match(text)):
@@ -311,7 +323,7 @@ def screen(msg: Message, rs: RuleSet) -> Verdict:
             drugs.append(DrugFound.trusted(canonical=c, surface=surface, span=span, matched=h.key, how=h.how))
 
     ctx.implied = list(ctx.terms("implied_drug"))
-    if msg.reply_to and msg.reply_to.text:
+    if threaded:
         parent_hits = _parent_names(rs, msg.reply_to.text)
         for h in parent_hits:
             for c in h.canonicals:
@@ -320,15 +332,17 @@ def screen(msg: Message, rs: RuleSet) -> Verdict:
             ctx.implied.append(ANYWHERE)
 
     regexes_done = False
-    if rs.regex_set is not None and rs.regex_triggers:
+    if rs.regex_set is not None and (full or rs.regex_triggers):
         ctx.regex_hits = set(rs.regex_set.Match(text) or ())
         regexes_done = True
-    present = _present(ctx, text, rs.question_triggers)
+    present = _present(ctx, text, full or rs.question_triggers)
     candidates = [
         rule for rule in rs.candidates(present)
         if not (lang and lang not in rule.languages) and (rule.scope is None or _in_scope(rule, msg, rs))
     ]
-    if candidates:
+    if full:
+        candidates = [r for r in candidates if not any(map(present.isdisjoint, r.requirements))]
+    elif candidates:
         # Some rule may fire: now find every phrase, not only those that make rules candidates,
         # and keep the rules whose every necessary key is present.
         ctx.lists = rs.phrases.find(text, groups)
@@ -360,42 +374,43 @@ def screen(msg: Message, rs: RuleSet) -> Verdict:
     return _merge(msg, rs, fired, hits, drugs, notes, ctx, lang)
 
 
-def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Join overlapping spans ("since", "since I started", "I") into one span each."""
-    out: list[tuple[int, int]] = []
-    for s, e in sorted(spans):
-        if out and s < out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], e))
-        else:
-            out.append((s, e))
-    return out
-
-
 def _hits_for(rule: CompiledRule, spans, norm: Normalized, msg: Message, drugs: list[DrugFound]) -> list[Hit]:
-    originals = _merged([norm.span(s, e) for s, e in spans]) or [(0, 0)]
-    starts = [a for a, _ in originals]  # sorted and not overlapping (merged)
-    names = sorted({
-        d.canonical for d in drugs
-        if d.how == "thread" or ((k := bisect_right(starts, d.span[0]) - 1) >= 0 and d.span[0] < originals[k][1])
-    })
-    matched = ", ".join(dict.fromkeys(msg.text[a:b] for a, b in originals if b > a))
-    template = rule.rule.explain or rule.rule.title
+    """One hit per stretch of the original text the rule matched, each with the rule's explanation.
+
+    `spans` are sorted; mapping to the original text keeps them sorted, so they merge in one pass.
+    """
+    originals: list[tuple[int, int]] = []
+    for s, e in (spans if norm.identity else [norm.span(s, e) for s, e in spans]):
+        if originals and s < originals[-1][1]:
+            if e > originals[-1][1]:
+                originals[-1] = (originals[-1][0], e)
+        else:
+            originals.append((s, e))
+    if not originals:
+        originals = [(0, 0)]
+    text = msg.text
+    names = []
+    for d in drugs:
+        if d.how == "thread":
+            names.append(d.canonical)
+            continue
+        start = d.span[0]
+        k = bisect_right(originals, (start, _END)) - 1
+        if k >= 0 and start < originals[k][1]:
+            names.append(d.canonical)
+    matched = ", ".join(dict.fromkeys(text[a:b] for a, b in originals if b > a))
     try:
-        explanation = template.format(drugs=", ".join(names) or "a medicine", matched=matched or "the message")
+        explanation = rule.template.format(
+            drugs=", ".join(sorted(set(names))) or "a medicine", matched=matched or "the message")
     except (KeyError, IndexError, ValueError):
-        explanation = template
+        explanation = rule.template
+    # Values built here from validated rules and the message itself: no need to validate again.
+    make = Hit.trusted
+    rule_id, category, severity, status = rule.rule.id, rule.rule.category, rule.severity_level, rule.status
     return [
-        # Values built here from validated rules and the message itself: no need to validate again.
-        Hit.trusted(
-            rule=rule.rule.id,
-            category=rule.rule.category,
-            severity=Severity(rule.severity),
-            span=span,
-            text=msg.text[span[0] : span[1]],
-            explanation=explanation,
-            status=rule.status,
-        )
-        for span in dict.fromkeys(originals)
+        make(rule=rule_id, category=category, severity=severity, span=span, text=text[span[0] : span[1]],
+             explanation=explanation, status=status)
+        for span in originals
     ]
 
 
@@ -452,13 +467,12 @@ def _adverse_event(msg: Message, ctx: _Context, drugs: list[DrugFound]) -> Adver
             out.append(msg.text[a:b])
         return tuple(dict.fromkeys(out))
 
-    flags = {}
+    flags = dict.fromkeys(_SERIOUS_LISTS.values(), False)
     cues: list[str] = []
     for name, field_name in _SERIOUS_LISTS.items():
-        found = texts(name)
-        if found:
+        if ctx.terms(name):
             flags[field_name] = True
-            cues.extend(found)
+            cues.extend(texts(name))
     patient = Patient.UNKNOWN
     for name, who in _PATIENT_LISTS:
         if ctx.terms(name):
@@ -467,15 +481,14 @@ def _adverse_event(msg: Message, ctx: _Context, drugs: list[DrugFound]) -> Adver
     else:
         if ctx.terms("patient_self"):
             patient = Patient.SELF
-    suspects = [d for d in drugs]
     reported = [d.surface for d in drugs if d.how != "thread"]
     if not reported:
         reported = list(texts("implied_drug"))
-    return AdverseEvent(
-        suspect_drugs=tuple(dict.fromkeys(d.canonical for d in suspects)),
+    return AdverseEvent.trusted(  # built from the engine's own validated values
+        suspect_drugs=tuple(dict.fromkeys(d.canonical for d in drugs)),
         suspect_as_reported=tuple(dict.fromkeys(reported)),
         events=texts("ae_event"),
-        seriousness=Seriousness(**flags),
+        seriousness=Seriousness.trusted(**flags),
         seriousness_cues=tuple(dict.fromkeys(cues)),
         patient=patient,
     )

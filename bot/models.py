@@ -45,6 +45,9 @@ class Severity(str, Enum):
     CRITICAL = "critical"
 
 
+_new, _set = object.__new__, object.__setattr__  # BaseModel defines neither
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -55,11 +58,11 @@ class _Frozen(BaseModel):
         pydantic's `model_construct` does the same but costs several microseconds per call, which
         the engine pays for every hit; every field must be given.
         """
-        obj = cls.__new__(cls)
-        object.__setattr__(obj, "__dict__", fields)
-        object.__setattr__(obj, "__pydantic_fields_set__", set(fields))
-        object.__setattr__(obj, "__pydantic_extra__", None)
-        object.__setattr__(obj, "__pydantic_private__", None)
+        obj = _new(cls)
+        _set(obj, "__dict__", fields)
+        _set(obj, "__pydantic_fields_set__", set(fields))
+        _set(obj, "__pydantic_extra__", None)
+        _set(obj, "__pydantic_private__", None)
         return obj
 
 

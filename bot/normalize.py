@@ -88,11 +88,14 @@ def fold(text: str) -> str:
 class Normalized:
     """A message's folded text, and the way back from a folded span to the original one."""
 
-    __slots__ = ("original", "text", "_norm_pos", "_orig_pos")
+    __slots__ = ("original", "text", "_norm_pos", "_orig_pos", "word_spans")
 
     def __init__(self, original: str) -> None:
         self.original = original
         self.text = original.translate(_TABLE)
+        # The folded text's word spans, once someone has needed them (drug lookup, then the
+        # engine's "within N words"): finding them costs as much as a phrase scan, so only once.
+        self.word_spans: list[tuple[int, int]] | None = None
         self._norm_pos: list[int] | None = None
         self._orig_pos: list[int] | None = None
         if not _TABLE.not_one_to_one.isdisjoint(original):

@@ -50,6 +50,7 @@ class RuleSet:
     sources: list[str]
     files: list[Path]
     allow_verdicts: dict = field(default_factory=dict)  # language -> the verdict of a clean message
+    list_keys: dict = field(default_factory=dict)  # phrase list id -> the rule key it makes present
 
     def __post_init__(self) -> None:
         # Language guess: wordfreq's frequent words of each language, plus the term files' own
@@ -85,13 +86,15 @@ class RuleSet:
             if r.triggers is not None and r.status != "deprecated":
                 for key in r.triggers:
                     self._by_key.setdefault(key, []).append(i)
+        self._trigger_keys = frozenset(self._by_key)
 
     def candidates(self, present: set[str]) -> list[CompiledRule]:
         """Rules that one of the present keys can trigger, in priority order."""
         picked = set(self._always)
-        for key in present:
-            picked.update(self._by_key.get(key, ()))
-        return [self.rules[i] for i in sorted(picked)]
+        for key in self._trigger_keys.intersection(present):
+            picked.update(self._by_key[key])
+        rules = self.rules
+        return [rules[i] for i in sorted(picked)]
 
     def rule(self, rule_id: str) -> CompiledRule:
         for r in self.rules:

@@ -26,6 +26,8 @@ class PhraseIndex:
         self._entries: dict[str, dict[str, list[tuple[str, bool]]]] = {}  # group -> phrase -> owners
         self._automata: dict[str, ahocorasick.Automaton] = {}
         self._trigger_automaton: ahocorasick.Automaton | None = None
+        self._common_ids: frozenset[str] = frozenset()  # list ids of the lists of every language
+        self._gap_parts: set[str] = set()  # list ids of the parts of `...` phrases
         self._gapped: dict[str, list[tuple[str, int]]] = {}  # list id -> (part prefix, part count)
         self._gap_owner: dict[str, tuple[str, int]] = {}  # part prefix -> (list id, part count)
         self.lists: dict[str, list[str]] = {}
@@ -46,6 +48,7 @@ class PhraseIndex:
                 self._gap_owner[gap_id] = (list_id, len(parts))
                 for i, part in enumerate(parts):
                     self._add_phrase(entries, f"{gap_id}:{i}", part)
+                    self._gap_parts.add(f"{gap_id}:{i}")
             else:
                 self._add_phrase(entries, list_id, phrase)
 
@@ -58,7 +61,7 @@ class PhraseIndex:
 
     def _assemble_gapped(self, text: str, out: dict[str, list[tuple[int, int]]]) -> None:
         """Chain the parts of `...` phrases found in order, close enough, into hits of their list."""
-        parts_found = [k for k in out if "#" in k]
+        parts_found = sorted(self._gap_parts.intersection(out))
         if not parts_found:
             return
         found = {k: out.pop(k) for k in parts_found}
@@ -85,15 +88,18 @@ class PhraseIndex:
             if chains:
                 out.setdefault(list_id, []).extend(dict.fromkeys(chains))
 
-    @property
-    def groups(self) -> tuple[str, ...]:
-        return tuple(self._automata)
-
     def compile(self, is_trigger=lambda list_id: True) -> None:
-        """Build the automata: all lists per group, and one automaton of the trigger lists of every
-        group (the first pass, which most messages end with; its few hits are filtered by group)."""
+        """Build the automata: one per language holding its lists and the lists of every language
+        (a message is scanned once), and one of the trigger lists of every group (the first pass,
+        which most messages end with; its few hits are filtered by group)."""
+        common = self._entries.get("", {})
+        self._common_ids = frozenset(list_id for owners in common.values() for list_id, _ in owners)
         for group, entries in self._entries.items():
-            automaton = _automaton({k: (len(k), tuple(o)) for k, o in entries.items()})
+            combined: dict[str, list] = {k: list(o) for k, o in entries.items()}
+            if group:
+                for key, owners in common.items():
+                    combined.setdefault(key, []).extend(owners)
+            automaton = _automaton({k: _value(k, o) for k, o in combined.items()})
             if automaton is not None:
                 self._automata[group] = automaton
         merged: dict[str, tuple[int, tuple]] = {}
@@ -107,23 +113,61 @@ class PhraseIndex:
         self._trigger_automaton = _automaton(merged)
 
     def find(self, text: str, groups: tuple[str, ...], triggers_only: bool = False) -> dict[str, list[tuple[int, int]]]:
-        """Return list id -> folded spans of the groups' phrases found in `text` on word boundaries."""
+        """Return list id -> folded spans of the groups' phrases found in `text` on word boundaries.
+
+        `groups` are languages and "" (lists of every language), which comes with each language.
+        """
         out: dict[str, list[tuple[int, int]]] = {}
         if triggers_only:
             if self._trigger_automaton is not None:
-                self._scan(self._trigger_automaton, text, out, set(groups))
+                self._scan_triggers(self._trigger_automaton, text, out, set(groups))
         else:
-            for group in groups:
+            languages = [g for g in groups if g]
+            for group in languages or [""]:
                 automaton = self._automata.get(group)
+                if automaton is None and group:
+                    automaton = self._automata.get("")  # a language with lists of every language only
                 if automaton is not None:
                     self._scan(automaton, text, out)
+            if len(languages) > 1:  # the lists of every language were found once per language
+                for list_id in self._common_ids.intersection(out):
+                    out[list_id] = sorted(set(out[list_id]))
         if self._gapped and out:
             self._assemble_gapped(text, out)
         return out
 
     @staticmethod
-    def _scan(automaton: ahocorasick.Automaton, text: str, out: dict[str, list[tuple[int, int]]],
-              groups: set[str] | None = None) -> None:
+    def _scan(automaton: ahocorasick.Automaton, text: str, out: dict[str, list[tuple[int, int]]]) -> None:
+        n = len(text)
+        get = out.get
+        for end, (length, owners, prefixed) in automaton.iter(text):
+            start = end - length + 1
+            if start > 0 and text[start - 1].isalnum():
+                continue
+            after = end + 1
+            if after >= n or not text[after].isalnum():
+                span = (start, after)
+                for list_id in owners:
+                    spans = get(list_id)
+                    if spans is None:
+                        out[list_id] = [span]
+                    else:
+                        spans.append(span)
+            elif prefixed:
+                stop = after
+                while stop < n and text[stop].isalnum():
+                    stop += 1
+                span = (start, stop)
+                for list_id in prefixed:
+                    spans = get(list_id)
+                    if spans is None:
+                        out[list_id] = [span]
+                    else:
+                        spans.append(span)
+
+    @staticmethod
+    def _scan_triggers(automaton: ahocorasick.Automaton, text: str, out: dict[str, list[tuple[int, int]]],
+                       groups: set[str]) -> None:
         n = len(text)
         for end, (length, owners) in automaton.iter(text):
             start = end - length + 1
@@ -131,9 +175,9 @@ class PhraseIndex:
                 continue
             after = end + 1
             whole = after >= n or not text[after].isalnum()
-            if groups is not None:
-                owners = [(list_id, prefix) for group, list_id, prefix in owners if group in groups]
-            for list_id, prefix in owners:
+            for group, list_id, prefix in owners:
+                if group not in groups:
+                    continue
                 if whole:
                     out.setdefault(list_id, []).append((start, after))
                 elif prefix:
@@ -141,6 +185,12 @@ class PhraseIndex:
                     while stop < n and text[stop].isalnum():
                         stop += 1
                     out.setdefault(list_id, []).append((start, stop))
+
+
+def _value(key: str, owners: list[tuple[str, bool]]) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
+    """An automaton value: the key's length, the lists a whole-word match belongs to, and those
+    a longer word belongs to (the phrase ends in `*`)."""
+    return len(key), tuple(dict.fromkeys(l for l, _ in owners)), tuple(dict.fromkeys(l for l, p in owners if p))
 
 
 def _automaton(words: dict[str, tuple]) -> ahocorasick.Automaton | None:

@@ -55,6 +55,16 @@ def test_ambiguous_name_with_medicine_context_counts(rules):
     assert screen(Message(text="Allegra 180mg for my hay fever"), rules).drug_names == ("fexofenadine",)
 
 
+@pytest.mark.parametrize("text", [
+    "took an allegra tablet this morning, hay fever gone",  # a medicine word, no strength
+    "ik slik sinds maart lithium tabletten",
+])
+def test_ambiguous_name_next_to_a_medicine_word_counts(rules, text):
+    """The phrase list `drug_context` resolves an ambiguous name, not only a strength or a dose
+    (it was read before the phrase scan had found it, so it never counted)."""
+    assert screen(Message(text=text), rules).drug_names != ()
+
+
 def test_ambiguous_name_without_context_is_explained_not_silent(rules):
     v = screen(Message(text="Allegra is my daughter"), rules)
     assert v.drug_names == () and "Allegra" in v.notes[0].explanation

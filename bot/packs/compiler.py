@@ -15,6 +15,7 @@ import re2
 from .errors import Location, RuleIssue
 from .loader import line_of
 from ..terms import PhraseIndex
+from ..models import Severity
 from .schema import Match, Rule
 
 @dataclass
@@ -45,6 +46,13 @@ class CompiledRule:
     exempt_roles: frozenset[str]
     triggers: frozenset[str] | None
     requirements: tuple[frozenset[str], ...] = ()  # every clause must meet the message's keys
+    # What every hit of this rule shares, worked out once rather than per hit (see engine._hits_for).
+    template: str = field(init=False, repr=False)
+    severity_level: Severity = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.template = self.rule.explain or self.rule.title
+        self.severity_level = Severity(self.severity)
 
 
 
@@ -127,7 +135,15 @@ class Builder:
             return CompiledMatch("near", kids, within=m.near.within)
         items = m.all if kind == "all" else m.any
         kids = [self.compile_match(c, rule_id, loc, doc, (*path, kind, i)) for i, c in enumerate(items)]
+        if kind == "all":
+            # Every part must match: try the cheap lookups first, so a message that lacks one
+            # never pays for a proximity search. The spans found are the same in any order.
+            kids.sort(key=lambda k: _COST.get(k.kind, 3))
         return CompiledMatch(kind, kids)
+
+
+_COST = {"drugs": 0, "lexicon": 0, "question": 0, "terms": 1, "phrases": 1, "regex": 2, "not": 3, "any": 4, "all": 4,
+         "near": 5}
 
 
 PHRASE_KEYS = ("terms:", "phrases:", "question")
