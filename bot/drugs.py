@@ -92,8 +92,13 @@ class DrugIndex:
                         continue
                     if zipf >= AMBIGUOUS_ZIPF or len(key) <= 3:
                         self.ambiguous.add(key)
-            elif all(common.get(t, 0.0) >= DROP_ZIPF for t in tokens) and key not in always:
-                self.ambiguous.add(key)
+            elif key not in always and not entry.owner and all(t.isdigit() or common.get(t, 0.0) >= DROP_ZIPF for t in tokens):
+                if any(t.isdigit() for t in tokens):
+                    # A word and a number ("nu 3" in "ben nu 3 weken", "is 5"): dictionary noise
+                    # (code names of research compounds) that any sentence with a number would hit.
+                    self.dropped.append(key)
+                    continue
+                self.ambiguous.add(key)  # ordinary words only ("night nurse"): needs medicine context
             if entry.ambiguous or key in data.ambiguous:
                 self.ambiguous.add(key)
             self.exact[key] = entry.canonicals

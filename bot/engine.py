@@ -104,15 +104,37 @@ class _Context:
             got = self._cache[name] = sorted(self.word(s) for s, _ in self.terms(name))
         return got
 
+    def word_ranges(self, name: str) -> list[tuple[int, int]]:
+        """(first word, last word) of each hit of a term list, sorted."""
+        key = "#ranges:" + name
+        got = self._cache.get(key)
+        if got is None:
+            got = self._cache[key] = sorted((self.word(s), self.word(max(e - 1, s))) for s, e in self.terms(name))
+        return got
+
     def guarded(self, span: tuple[int, int], guards) -> bool:
-        """True when a cue of a guard's lists stands within its reach: `reach` words before the
-        span when negative, after it when positive."""
+        """True when a cue of a guard's lists starts within its reach: `reach` words before the
+        span when negative, after it when positive.
+
+        A cue that covers the whole span guards it ("for weight loss" over "weight loss"); one that
+        only runs into it is part of what the span says: the "pas" of "j'ai pas" is the first word
+        of the event "pas fermé l'œil".
+        """
         first, last = self.word(span[0]), self.word(max(span[1] - 1, span[0]))
         for names, reach in guards:
-            lo, hi = (first + reach, first - 1) if reach < 0 else (last + 1, last + reach)
-            for name in names:
-                if _any_between(self.word_indices(name), lo, hi):
-                    return True
+            if reach < 0:
+                for name in names:
+                    ranges = self.word_ranges(name)
+                    for k in range(bisect_left(ranges, (first + reach, -1)), len(ranges)):
+                        a, b = ranges[k]
+                        if a >= first:
+                            break
+                        if b < first or b >= last:  # before the span, or over all of it
+                            return True
+            else:
+                for name in names:
+                    if _any_between(self.word_indices(name), last + 1, last + reach):
+                        return True
         return False
 
 

@@ -217,3 +217,45 @@ def test_an_unknown_lexicon_is_located(rules_dir):
     _one_rule(rules_dir, "category: drug_mention", "match: {lexicon: fr_bdmp}")
     (err,) = _errors(rules_dir)
     assert "drug-mention.yaml:8:" in err and "did you mean 'fr_bdpm'?" in err
+
+
+def test_a_guard_cue_running_into_the_span_does_not_guard_it(rules_dir):
+    """"i have no" negates the event "nausea" after it, not the event "no appetite" it runs into;
+    a cue over the whole span ("for weight loss" over "weight loss") still guards it."""
+    from bot.engine import screen
+    from bot.models import Message
+
+    (rules_dir / "terms").mkdir()
+    _write(rules_dir / "terms" / "en.yaml", """\
+        language: en
+        terms:
+          function_words: [the, and, i, have, my, since, on]
+          negation: [i have no]
+          indication: [for weight loss]
+          ae_event: [nausea, no appetite, weight loss]
+        """)
+    _write(rules_dir / "packs" / "t.yaml", """\
+        pack:
+          id: t
+          title: Test pack
+          rules:
+            - id: ae.t
+              title: Event near a medicine
+              category: adverse_event
+              match:
+                near:
+                  within: 10
+                  of:
+                    - {drugs: named}
+                    - terms: [ae_event]
+                      unless_preceded_by: [{terms: negation, within: 3}, {terms: indication, within: 3}]
+        """)
+    _write(rules_dir / "profiles" / "default.yaml", "profile:\n  id: p\n  packs: [t]\n")
+    rs = load_ruleset(rules_dir)
+
+    def fires(text: str) -> bool:
+        return "adverse_event" in screen(Message(text=text, language="en"), rs).categories
+
+    assert fires("since starting sertraline i have no appetite")
+    assert not fires("since starting sertraline i have no nausea")
+    assert not fires("my sister takes sertraline for weight loss")
