@@ -91,7 +91,7 @@ def test_eval_prints_scores_and_misses():
 
 def test_eval_can_score_one_half_of_the_corpus():
     r = run("eval", str(ROOT / "tests" / "corpus"), "--only", "even", "--no-misses")
-    assert r.exit_code == 0 and r.output.startswith("300 labelled lines (even ids)")
+    assert r.exit_code == 0 and r.output.startswith("540 labelled lines (even ids)")
 
 
 def test_rules_lint_warns_about_phrases_that_repeat_or_never_match(tmp_path):
