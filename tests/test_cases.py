@@ -133,7 +133,7 @@ def test_transition_not_allowed_from_state_is_refused_with_the_allowed_ones(book
 
 
 def test_escalating_a_missed_ae_opens_a_pv_case_from_day_zero(book, rules):
-    r = _record(book, rules, _msg("anyone else on ozempic? my hair is thinning a lot lately", mid="m5"))
+    r = _record(book, rules, _msg("anyone else on ozempic? my knees creak when I climb stairs now", mid="m5"))
     assert _one(book.db, "SELECT count(*) FROM pv_cases WHERE message_id = 'm5'")[0] == 0
     book.decide(r.case_id, "escalate", Actor("anna"), "pharmacovigilance", at=T0 + timedelta(hours=5))
     day0, kinds = _one(book.db, "SELECT day_zero, kinds FROM pv_cases WHERE message_id = 'm5'")
