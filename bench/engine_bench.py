@@ -52,12 +52,13 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from bot.engine import screen
     from bot.models import Message
-    from bot.ruleset import load_ruleset
+    from bot.ruleset import load_ruleset, settle
 
     start_warm = startup_seconds()
     t0 = time.perf_counter()
     rs = load_ruleset()
     load_in_process = time.perf_counter() - t0
+    settle()  # as `pharmamod scan` and `pharmamod run` do after loading
     texts = corpus_mix(args.messages)
     messages = [Message(text=t) for t in texts]
     for m in messages[:200]:

@@ -15,7 +15,7 @@ import click
 from .engine import screen
 from .models import Message
 from .packs.errors import RuleFileError
-from .ruleset import RuleSet, load_ruleset
+from .ruleset import RuleSet, load_ruleset, settle
 
 rules_option = click.option(
     "--rules", "rules_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -25,7 +25,9 @@ rules_option = click.option(
 
 def _load(rules_dir: Path | None) -> RuleSet:
     try:
-        return load_ruleset(rules_dir)
+        rs = load_ruleset(rules_dir)
+        settle()
+        return rs
     except RuleFileError as exc:
         for issue in exc.issues:
             click.echo(str(issue), err=True)

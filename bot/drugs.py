@@ -275,15 +275,21 @@ class DrugIndex:
 
         # Runs of linked pieces are found once; names are looked for from the start of each run
         # (and after each name found in it), so a megabyte of "a.b.c.d." stays linear.
+        if identity:  # skip the common gap, one plain space between words of several letters
+            maybe = [j for j in range(n - 1)
+                     if not (spans[j + 1][0] - spans[j][1] == 1 and text[spans[j][1]] == " " == orig[spans[j][1]]
+                             and (len(words[j]) > 1 or len(words[j + 1]) > 1))]
+        else:
+            maybe = range(n - 1)
+        runs: list[list[int]] = []  # [first piece, last piece] of each run of linked pieces
+        for j in maybe:
+            if links(j):
+                if runs and runs[-1][1] == j:
+                    runs[-1][1] = j + 1
+                else:
+                    runs.append([j, j + 1])
         out: list[NameHit] = []
-        i = 0
-        while i < n - 1:
-            if not links(i):
-                i += 1
-                continue
-            r = i + 1
-            while r < n - 1 and links(r):
-                r += 1
+        for i, r in runs:
             pos = i
             while pos < r:
                 found_name = match(pos, r)
@@ -301,7 +307,6 @@ class DrugIndex:
                 if all(s <= a and b <= e for a, b in overlapping):
                     out.append(NameHit(s, e, key, self.exact[key], "evasion", False))
                 pos = j + 1
-            i = r + 1
         return out
 
 

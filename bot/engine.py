@@ -120,21 +120,25 @@ class _Context:
         only runs into it is part of what the span says: the "pas" of "j'ai pas" is the first word
         of the event "pas fermé l'œil".
         """
+        present = self._cache.get(id(guards))  # the guard lists this message has hits of, once
+        if present is None:
+            present = self._cache[id(guards)] = [
+                (self.word_ranges(name) if reach < 0 else self.word_indices(name), reach)
+                for names, reach in guards for name in names if self.terms(name)
+            ]
+        if not present:
+            return False
         first, last = self.word(span[0]), self.word(max(span[1] - 1, span[0]))
-        for names, reach in guards:
+        for found, reach in present:
             if reach < 0:
-                for name in names:
-                    ranges = self.word_ranges(name)
-                    for k in range(bisect_left(ranges, (first + reach, -1)), len(ranges)):
-                        a, b = ranges[k]
-                        if a >= first:
-                            break
-                        if b < first or b >= last:  # before the span, or over all of it
-                            return True
-            else:
-                for name in names:
-                    if _any_between(self.word_indices(name), last + 1, last + reach):
+                for k in range(bisect_left(found, (first + reach, -1)), len(found)):
+                    a, b = found[k]
+                    if a >= first:
+                        break
+                    if b < first or b >= last:  # before the span, or over all of it
                         return True
+            elif _any_between(found, last + 1, last + reach):
+                return True
         return False
 
 

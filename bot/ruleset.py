@@ -15,6 +15,7 @@ raises `RuleFileError` with every problem found: a broken file never half-replac
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -264,3 +265,20 @@ def load_ruleset(rules_dir: Path | None = None, *, collect_errors: bool = False,
 
 
 __all__ = ["RuleSet", "load_ruleset", "shipped_rules_dir", "LANGUAGES"]
+
+
+def settle() -> None:
+    """Keep the loaded rule sets out of the cyclic garbage collector's sweeps.
+
+    A rule set is about a million long-lived objects (lexicon keys, automata values, term
+    lists) that the collector would otherwise walk again and again while messages are screened;
+    freezing them makes screening about 3 % faster (`bench/engine_bench.py`). Call it after a
+    rule set is loaded, and `unsettle()` before dropping one, so that a replaced rule set can be
+    collected.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def unsettle() -> None:
+    gc.unfreeze()

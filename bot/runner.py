@@ -35,7 +35,7 @@ from .engine import screen
 from .models import Message
 from .packs.errors import RuleFileError
 from .routes import Route, build_routes
-from .ruleset import RuleSet, load_ruleset
+from .ruleset import RuleSet, load_ruleset, settle, unsettle
 from .store import now, open_store, transaction
 
 log = logging.getLogger("pharmamod")
@@ -127,6 +127,7 @@ class Runner:
         self.db_path = config.path(config.store.path)
         self.db = open_store(self.db_path)
         self.rulesets = load_rulesets(config)
+        settle()
         self.pipeline = Pipeline(config, self.db, self.rulesets)
         self.routes: dict[str, Route] = build_routes(config)
         self.adapters = adapters if adapters is not None else build_adapters(config)
@@ -347,12 +348,14 @@ class Runner:
             log.error("rule files changed but do not load; the running rules stay:\n%s", exc)
             await asyncio.to_thread(self._audit, "ruleset_rejected", "rules", {"errors": str(exc).splitlines()[:20]}, db)
             return
+        unsettle()  # the replaced rule sets may hold cycles: let the collector see them again
         self.rulesets.clear()
         self.rulesets.update(fresh)
+        settle()
         self._publish_rulesets()
-        log.info("rule files reloaded: %s", ", ".join(f"{p} {rs.version}" for p, rs in fresh.items()))
+        log.info("rule files reloaded: %s", ", ".join(f"{p} {rs.version}" for p, rs in self.rulesets.items()))
         await asyncio.to_thread(self._audit, "ruleset_loaded", "rules",
-                                {p: rs.version for p, rs in fresh.items()}, db)
+                                {p: rs.version for p, rs in self.rulesets.items()}, db)
 
     def _publish_rulesets(self) -> None:
         self.metrics.ruleset.clear()

@@ -27,9 +27,14 @@ class PhraseIndex:
         self._automata: dict[str, ahocorasick.Automaton] = {}
         self._trigger_automaton: ahocorasick.Automaton | None = None
         self._common_ids: frozenset[str] = frozenset()  # list ids of the lists of every language
-        self._gap_parts: set[str] = set()  # list ids of the parts of `...` phrases
-        self._gapped: dict[str, list[tuple[str, int]]] = {}  # list id -> (part prefix, part count)
-        self._gap_owner: dict[str, tuple[str, int]] = {}  # part prefix -> (list id, part count)
+        # `...` phrases: each distinct part is one list of its own ("#part:<group>:<part>"), shared
+        # by every phrase that has it ("my ... son", "my ... hair"), so a common first part is
+        # recorded once per hit, not once per phrase.
+        self._gap_parts: set[str] = set()
+        self._part_lists: dict[str, set[str]] = {}  # part id -> the lists whose phrases use it
+        self._gapped: list[tuple[str, tuple[str, ...]]] = []  # (list id, part ids), in order
+        self._by_first: dict[str, list[int]] = {}  # first part id -> indexes into _gapped
+        self._trigger_gapped: frozenset[int] = frozenset()  # indexes of phrases of trigger lists
         self.lists: dict[str, list[str]] = {}
 
     def add(self, list_id: str, phrases: list[str], group: str = "") -> None:
@@ -42,13 +47,16 @@ class PhraseIndex:
         entries = self._entries.setdefault(group, {})
         for phrase in phrases:
             if "..." in phrase:
-                parts = [p.strip() for p in phrase.split("...")]
-                gap_id = f"{list_id}#{len(self._gapped.get(list_id, ()))}"
-                self._gapped.setdefault(list_id, []).append((gap_id, len(parts)))
-                self._gap_owner[gap_id] = (list_id, len(parts))
-                for i, part in enumerate(parts):
-                    self._add_phrase(entries, f"{gap_id}:{i}", part)
-                    self._gap_parts.add(f"{gap_id}:{i}")
+                part_ids = []
+                for part in (p.strip() for p in phrase.split("...")):
+                    part_id = f"#part:{group}:{part}"
+                    if part_id not in self._gap_parts:
+                        self._gap_parts.add(part_id)
+                        self._add_phrase(entries, part_id, part)
+                    self._part_lists.setdefault(part_id, set()).add(list_id)
+                    part_ids.append(part_id)
+                self._by_first.setdefault(part_ids[0], []).append(len(self._gapped))
+                self._gapped.append((list_id, tuple(part_ids)))
             else:
                 self._add_phrase(entries, list_id, phrase)
 
@@ -59,34 +67,34 @@ class PhraseIndex:
         if key:
             entries.setdefault(key, []).append((list_id, prefix))
 
-    def _assemble_gapped(self, text: str, out: dict[str, list[tuple[int, int]]]) -> None:
+    def _assemble_gapped(self, text: str, out: dict[str, list[tuple[int, int]]], triggers_only: bool) -> None:
         """Chain the parts of `...` phrases found in order, close enough, into hits of their list."""
-        parts_found = sorted(self._gap_parts.intersection(out))
+        parts_found = self._gap_parts.intersection(out)
         if not parts_found:
             return
         found = {k: out.pop(k) for k in parts_found}
-        for key in parts_found:
-            if not key.endswith(":0"):
-                continue
-            gap_id = key[:-2]
-            list_id, n = self._gap_owner[gap_id]
-            chains = found[key]
-            for i in range(1, n):
-                spans = found.get(f"{gap_id}:{i}")
-                if not spans:
-                    chains = []
-                    break
-                starts = [s for s, _ in spans]  # scanned left to right: sorted
-                linked = []
-                for start, end in chains:
-                    k = bisect_left(starts, end)
-                    # Only the next few parts can be within MAX_GAP words: stop at the first too far.
-                    while k < len(spans) and len(text[end : spans[k][0]].split()) <= MAX_GAP:
-                        linked.append((start, spans[k][1]))
-                        k += 1
-                chains = linked
-            if chains:
-                out.setdefault(list_id, []).extend(dict.fromkeys(chains))
+        for first in sorted(parts_found.intersection(self._by_first)):
+            for index in self._by_first[first]:
+                if triggers_only and index not in self._trigger_gapped:
+                    continue
+                list_id, part_ids = self._gapped[index]
+                chains = found[first]
+                for part_id in part_ids[1:]:
+                    spans = found.get(part_id)
+                    if not spans:
+                        chains = []
+                        break
+                    starts = [s for s, _ in spans]  # scanned left to right: sorted
+                    linked = []
+                    for start, end in chains:
+                        k = bisect_left(starts, end)
+                        # Only the next few parts can be within MAX_GAP words: stop at the first too far.
+                        while k < len(spans) and len(text[end : spans[k][0]].split()) <= MAX_GAP:
+                            linked.append((start, spans[k][1]))
+                            k += 1
+                    chains = linked
+                if chains:
+                    out.setdefault(list_id, []).extend(dict.fromkeys(chains))
 
     def compile(self, is_trigger=lambda list_id: True) -> None:
         """Build the automata: one per language holding its lists and the lists of every language
@@ -102,12 +110,16 @@ class PhraseIndex:
             automaton = _automaton({k: _value(k, o) for k, o in combined.items()})
             if automaton is not None:
                 self._automata[group] = automaton
+        def trigger(list_id: str) -> bool:
+            if list_id in self._part_lists:  # a part of `...` phrases: a trigger if one of them is
+                return any(is_trigger(owner) for owner in self._part_lists[list_id])
+            return is_trigger(list_id)
+
+        self._trigger_gapped = frozenset(i for i, (list_id, _) in enumerate(self._gapped) if is_trigger(list_id))
         merged: dict[str, tuple[int, tuple]] = {}
         for group, entries in self._entries.items():
             for key, owners in entries.items():
-                kept = tuple(
-                    (group, list_id, prefix) for list_id, prefix in owners if is_trigger(list_id.split("#", 1)[0])
-                )
+                kept = tuple((group, list_id, prefix) for list_id, prefix in owners if trigger(list_id))
                 if kept:
                     merged[key] = (len(key), merged.get(key, (0, ()))[1] + kept)
         self._trigger_automaton = _automaton(merged)
@@ -133,7 +145,7 @@ class PhraseIndex:
                 for list_id in self._common_ids.intersection(out):
                     out[list_id] = sorted(set(out[list_id]))
         if self._gapped and out:
-            self._assemble_gapped(text, out)
+            self._assemble_gapped(text, out, triggers_only)
         return out
 
     @staticmethod
