@@ -97,8 +97,10 @@ def test_eval_can_score_one_half_of_the_corpus():
 def test_rules_lint_warns_about_phrases_that_repeat_or_never_match(tmp_path):
     (tmp_path / "terms").mkdir()
     (tmp_path / "terms" / "en.yaml").write_text(
-        "language: en\nterms:\n  mine: [off-label, off label, '💊', 'took ... ']\n", encoding="utf-8")
+        "language: en\nterms:\n  mine: [off-label, off label, '💊', 'took ... ', 'hair ... fall* out']\n",
+        encoding="utf-8")
     r = CliRunner().invoke(main, ["rules", "lint", "--rules", str(tmp_path)])
     assert r.exit_code == 0
     assert "'off label' in 'mine' (en) repeats 'off-label'" in r.stderr
     assert "'💊' in 'mine' (en) can never match" in r.stderr and "'took ... ' in 'mine'" in r.stderr
+    assert "'*' inside 'fall* out' is a literal '*'" in r.stderr and "write 'fall* ... out'" in r.stderr

@@ -87,6 +87,12 @@ def _phrase_issues(rs: RuleSet) -> list[RuleIssue]:
                 issues.append(RuleIssue(where, f"phrase {phrase!r} in {label} can never match",
                                         "it is empty once folded, or has an empty part around '...'", "warning"))
                 continue
+            inner = next((p.strip() for p in str(phrase).split("...") if "*" in p.strip().rstrip("*")), None)
+            if inner is not None:
+                head, _, tail = inner.partition("*")
+                issues.append(RuleIssue(where, f"phrase {phrase!r} in {label}: '*' inside {inner!r} is a literal '*'",
+                                        f"'*' works at the end of a phrase or part only: write "
+                                        f"{(head + '* ... ' + tail.strip()).strip()!r}", "warning"))
             key = " ... ".join(parts) + ("*" if str(phrase).endswith("*") else "")
             if key in seen:
                 issues.append(RuleIssue(where, f"phrase {phrase!r} in {label} repeats {seen[key]!r}",

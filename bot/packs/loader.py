@@ -101,6 +101,10 @@ def read_yaml(path: Path) -> YamlFile:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        if "nesting depth" in str(exc.problem):  # PyYAML >= 6.0.4 stops deep nesting itself, sooner
+            raise RuleFileError(
+                [RuleIssue(Location(path, line, col), f"nesting deeper than {MAX_DEPTH} levels", "flatten the structure")]
+            ) from exc
         raise RuleFileError(
             [RuleIssue(Location(path, line, col), f"invalid YAML: {exc.problem or exc.context}",
                        "check indentation, colons and quotes on this line")]
