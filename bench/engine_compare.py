@@ -4,9 +4,10 @@ The machine's speed drifts more over a day than a code change moves it, so two r
 `engine_bench.py` at different times cannot tell whether a change made screening faster. This
 checks the earlier revision out into a temporary git worktree, imports its `bot` package under
 another name, and times both engines in alternating passes over the same 10,000-message mix
-(each with its own shipped rules), printing the best pass of each and the ratio.
+(each with its own shipped rules, or with `--same-rules` both with this tree's, which compares the
+code alone), printing the best pass of each and the ratio.
 
-    python bench/engine_compare.py [--against REV] [--passes 7] [--messages 10000]
+    python bench/engine_compare.py [--against REV] [--same-rules] [--passes 7] [--messages 10000]
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def main() -> None:
     ap.add_argument("--against", default="HEAD~1", help="git revision to compare with (default HEAD~1)")
     ap.add_argument("--passes", type=int, default=7)
     ap.add_argument("--messages", type=int, default=10_000)
+    ap.add_argument("--same-rules", action="store_true",
+                    help="give the earlier engine this tree's rules (compares the code alone)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     with tempfile.TemporaryDirectory() as tmp:
@@ -46,6 +49,8 @@ def main() -> None:
             import pharmamod_baseline.models as old_models
             import pharmamod_baseline.ruleset as old_ruleset
 
+            if not args.same_rules:  # its own shipped rules: the `rules` package on the path is this tree's
+                old_ruleset.shipped_rules_dir = lambda: tree / "rules"
             texts = corpus_mix(args.messages)
             engines = {
                 args.against: (old_engine.screen, old_ruleset.load_ruleset(),
@@ -63,7 +68,8 @@ def main() -> None:
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)
     rates = {name: len(texts) / t for name, t in best.items()}
-    print(f"same {len(texts):,} messages, best of {args.passes} alternating passes each, one process:")
+    rules = "this tree's rules for both" if args.same_rules else "each with its own rules"
+    print(f"same {len(texts):,} messages, {rules}, best of {args.passes} alternating passes each, one process:")
     for name, rate in rates.items():
         print(f"  {name:>12}  {rate:>9,.0f} messages/s")
     print(f"  ratio         {rates['this tree'] / rates[args.against]:.3f}x (this tree / {args.against})")

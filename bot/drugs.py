@@ -92,13 +92,14 @@ class DrugIndex:
                         continue
                     if zipf >= AMBIGUOUS_ZIPF or len(key) <= 3:
                         self.ambiguous.add(key)
-            elif key not in always and not entry.owner and all(t.isdigit() or common.get(t, 0.0) >= DROP_ZIPF for t in tokens):
-                if any(t.isdigit() for t in tokens):
-                    # A word and a number ("nu 3" in "ben nu 3 weken", "is 5"): dictionary noise
-                    # (code names of research compounds) that any sentence with a number would hit.
+            elif key not in always and all(t.isdigit() or common.get(t, 0.0) >= DROP_ZIPF for t in tokens):
+                if not entry.owner and any(t.isdigit() for t in tokens) and all(len(t) > 1 for t in tokens if not t.isdigit()):
+                    # A word and a number ("nu 3" in "ben nu 3 weken", "sin 10", "is 5"): dictionary
+                    # noise (code names of research compounds) that any sentence with a number would
+                    # hit. A letter and a number ("T-20", enfuvirtide) stays, with context.
                     self.dropped.append(key)
                     continue
-                self.ambiguous.add(key)  # ordinary words only ("night nurse"): needs medicine context
+                self.ambiguous.add(key)  # ordinary words ("night nurse", "t 20"): needs medicine context
             if entry.ambiguous or key in data.ambiguous:
                 self.ambiguous.add(key)
             self.exact[key] = entry.canonicals

@@ -407,7 +407,7 @@ def _hits_for(rule: CompiledRule, spans, norm: Normalized, msg: Message, drugs: 
     """
     originals: list[tuple[int, int]] = []
     for s, e in (spans if norm.identity else [norm.span(s, e) for s, e in spans]):
-        if originals and s < originals[-1][1]:
+        if originals and (s < originals[-1][1] or (s, e) == originals[-1]):  # overlapping, or the same empty span
             if e > originals[-1][1]:
                 originals[-1] = (originals[-1][0], e)
         else:

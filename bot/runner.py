@@ -349,8 +349,10 @@ class Runner:
             await asyncio.to_thread(self._audit, "ruleset_rejected", "rules", {"errors": str(exc).splitlines()[:20]}, db)
             return
         unsettle()  # the replaced rule sets may hold cycles: let the collector see them again
-        self.rulesets.clear()
+        # Replace in place, never empty: the processor thread looks profiles up meanwhile.
         self.rulesets.update(fresh)
+        for gone in set(self.rulesets) - set(fresh):
+            del self.rulesets[gone]
         settle()
         self._publish_rulesets()
         log.info("rule files reloaded: %s", ", ".join(f"{p} {rs.version}" for p, rs in self.rulesets.items()))

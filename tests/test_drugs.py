@@ -89,3 +89,19 @@ def test_thread_parent_ambiguous_name_counts_when_the_parent_shows_a_strength(ru
     assert v.adverse_event is not None and v.adverse_event.suspect_drugs == ("aspirin",)
     v = screen(Message(text=reply, reply_to=ReplyContext(message_id="1", text="Allegra said to try it")), rules)
     assert v.adverse_event is None
+
+
+def test_names_of_ordinary_words_and_numbers():
+    """A word and a number is dictionary noise and dropped ("nu 3" in "ben nu 3 weken"); a letter
+    and a number ("T-20", enfuvirtide) and an owner's product of ordinary words ("Good Night")
+    stay, needing medicine context."""
+    from bot.drugs import DrugIndex
+    from bot.lexicon import LexiconData
+
+    data = LexiconData()
+    data.add("nu-3", ["bisphosphocin nu-3"], "dner")
+    data.add("T-20", ["enfuvirtide"], "dner")
+    data.add("Good Night", ["somebrand"], "owner-x", owner=True)
+    index = DrugIndex(data, {"nu": 5.0, "t": 5.0, "good": 6.0, "night": 5.5})
+    assert "nu 3" in index.dropped and "nu 3" not in index.exact
+    assert {"t 20", "good night"} <= index.ambiguous

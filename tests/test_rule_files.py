@@ -259,3 +259,13 @@ def test_a_guard_cue_running_into_the_span_does_not_guard_it(rules_dir):
     assert fires("since starting sertraline i have no appetite")
     assert not fires("since starting sertraline i have no nausea")
     assert not fires("my sister takes sertraline for weight loss")
+
+
+def test_empty_matches_in_folded_text_give_one_hit_each(rules_dir):
+    """Two empty folded spans inside "ß" (folded to "ss") are one place in the original text."""
+    from bot.engine import screen
+    from bot.models import Message
+
+    _one_rule(rules_dir, "category: drug_mention", "match: {all: [{drugs: named}, {regex: 'z*'}]}")
+    hits = [h.span for h in screen(Message(text="ßß ozempic"), load_ruleset(rules_dir)).hits]
+    assert len(hits) == len(set(hits))

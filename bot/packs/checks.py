@@ -90,9 +90,13 @@ def _phrase_issues(rs: RuleSet) -> list[RuleIssue]:
             inner = next((p.strip() for p in str(phrase).split("...") if "*" in p.strip().rstrip("*")), None)
             if inner is not None:
                 head, _, tail = inner.partition("*")
+                fix = "'*' works at the end of a phrase or part only"
+                if head.strip() and tail.strip() and not head.endswith(" ") and "*" not in tail.rstrip("*"):
+                    fix += f": write {str(phrase).replace(inner, f'{head}* ... {tail.strip()}')!r}"
+                else:
+                    fix += ": remove it, or end a word with it"
                 issues.append(RuleIssue(where, f"phrase {phrase!r} in {label}: '*' inside {inner!r} is a literal '*'",
-                                        f"'*' works at the end of a phrase or part only: write "
-                                        f"{(head + '* ... ' + tail.strip()).strip()!r}", "warning"))
+                                        fix, "warning"))
             key = " ... ".join(parts) + ("*" if str(phrase).endswith("*") else "")
             if key in seen:
                 issues.append(RuleIssue(where, f"phrase {phrase!r} in {label} repeats {seen[key]!r}",
