@@ -158,24 +158,20 @@ class PhraseIndex:
                 continue
             after = end + 1
             if after >= n or not text[after].isalnum():
-                span = (start, after)
-                for list_id in owners:
-                    spans = get(list_id)
-                    if spans is None:
-                        out[list_id] = [span]
-                    else:
-                        spans.append(span)
-            elif prefixed:
+                span, lists = (start, after), owners
+            elif prefixed:  # the word runs on: only the phrases ending in `*` match it
                 stop = after
                 while stop < n and text[stop].isalnum():
                     stop += 1
-                span = (start, stop)
-                for list_id in prefixed:
-                    spans = get(list_id)
-                    if spans is None:
-                        out[list_id] = [span]
-                    else:
-                        spans.append(span)
+                span, lists = (start, stop), prefixed
+            else:
+                continue
+            for list_id in lists:
+                spans = get(list_id)
+                if spans is None:
+                    out[list_id] = [span]
+                else:
+                    spans.append(span)
 
     @staticmethod
     def _scan_triggers(automaton: ahocorasick.Automaton, text: str, out: dict[str, list[tuple[int, int]]],
