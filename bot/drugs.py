@@ -29,7 +29,6 @@ from rapidfuzz.distance import OSA
 from .lexicon import LexiconData
 from .normalize import Normalized
 
-TOKEN = re.compile(r"[^\W_]+")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g"})
 _SQUEEZE = re.compile(r"(.)\1+")
 _LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
@@ -37,6 +36,8 @@ MAX_JOINED = 24  # longest name looked for among joined pieces
 MAX_PIECE = 5  # longest piece of a name split by separators
 # Worth trying to join: short pieces with a non-space separator, or three spaced single letters.
 _JOINABLE = re.compile(r"[^\W_][^\w\s'’]{1,3}[^\W_]|(?:^| )[^\W_] [^\W_] ")  # not "don't", "j'ai"
+# Five or more letters spelled out one by one ("o z e m p i c", "0 - z - e - m"), in folded text.
+_SPELLED = re.compile(r"(?<![^\W_])(?:[^\W_][^\w']{1,3}){4}[^\W_]")
 _HAS_DIGIT = re.compile(r"\d")
 
 # Frequency (zipf) above which a lexicon entry is an ordinary word first: ambiguous, or, when
@@ -115,6 +116,7 @@ class DrugIndex:
         self.common_words = frozenset(common)  # the zipf values are needed at compile time only
         self.longest = max((len(k) for k in self.exact if " " not in k), default=0)
         self.first_keys = frozenset({k for k in self.exact if " " not in k} | {p for p in self.prefixes if " " not in p})
+        self.needs = _needs(self.exact, common)
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -165,27 +167,31 @@ class DrugIndex:
         to be a misspelling; most messages stop there without a Python loop over their words.
         """
         text = norm.text
-        words = TOKEN.findall(text)
-        unique = set(words)
-        starts = unique.intersection(self.first_keys)  # frozensets: C iterates the smaller side
+        words, unique = norm.words, norm.vocabulary
+        firsts = unique.intersection(self.first_keys)  # frozensets: C iterates the smaller side
+        if firsts:
+            firsts = self._possible(firsts, unique)
         rare = [w for w in unique.difference(self.common_words) if len(w) >= 4 and not w.isdigit()]
         original = norm.original
-        joinable = len(unique.intersection(_LETTERS)) >= 3 or (
+        joinable = (len(unique.intersection(_LETTERS)) >= 3 and _SPELLED.search(text) is not None) or (
             # worth a closer look: a character folded into a space ("oz\u200bempic", "met-for-min"),
             # or a chunk between spaces that holds several words ("oz.em.pic")
             (text.count(" ") != original.count(" ") or len(words) > len(text.split()))
             and _JOINABLE.search(original) is not None
         )
-        if not starts and not rare and not joinable:
+        if not firsts and not rare and not joinable:
             return [], unique
         found: list[tuple[int, int, str, str]] = []  # (first word, word count, key, how)
         exact, prefixes, never = self.exact, self.prefixes, self.never
         rare_set = set(rare)
         n = len(words)
-        i = 0
-        while i < n:
+        free = 0  # the first word not inside a name already found
+        looked_at = firsts | rare_set
+        for i in [i for i, w in enumerate(words) if w in looked_at]:
+            if i < free:
+                continue
             w = words[i]
-            if w in starts:
+            if w in firsts:
                 # Grow the n-gram while it is still the beginning of some name; keep the longest name.
                 best = (1, w) if w in exact and w not in never else None
                 key, k = w, 1
@@ -196,24 +202,20 @@ class DrugIndex:
                         best = (k, key)
                 if best is not None:
                     found.append((i, best[0], best[1], "exact"))
-                    i += best[0]
-                else:
-                    i += 1
+                    free = i + best[0]
                 continue
-            if w in rare_set:
-                fuzzy = self._fuzzy(w)
-                if fuzzy is not None:
-                    found.append((i, 1, fuzzy[0], fuzzy[1]))
-            i += 1
+            fuzzy = self._fuzzy(w)
+            if fuzzy is not None:
+                found.append((i, 1, fuzzy[0], fuzzy[1]))
         if not found and not joinable:
             return [], unique
-        spans = norm.word_spans = [m.span() for m in TOKEN.finditer(text)]  # only once something matched
+        starts = norm.word_starts()  # only once something matched
         hits = [
-            NameHit(spans[i][0], spans[i + k - 1][1], key, exact[key], how, key in self.ambiguous)
+            NameHit(starts[i], starts[i + k - 1] + len(words[i + k - 1]), key, exact[key], how, key in self.ambiguous)
             for i, k, key, how in found
         ]
         if joinable:
-            joined = self._joined(norm, spans, words, hits)
+            joined = self._joined(norm, words, hits)
             if joined:
                 inside = set()
                 starts_of = [h.start for h in hits]
@@ -225,7 +227,26 @@ class DrugIndex:
                 hits = [h for k, h in enumerate(hits) if k not in inside] + joined
         return hits, unique
 
-    def _joined(self, norm: Normalized, spans, words, found: list[NameHit]) -> list[NameHit]:
+    def _possible(self, firsts: set[str], unique: set[str]) -> set[str]:
+        """The words of `firsts` that may begin a name here: a name of its own, or the first word
+        of a longer name whose other words are all in the message. Most multi-word entries of the
+        dictionary begin with a letter or an ordinary word ("a disintegrin and …", "n acetyl …"),
+        so without this nearly every message would walk its words for nothing."""
+        needs = self.needs
+        kept = set()
+        for w in firsts:
+            need = needs.get(w)
+            if need is None:  # a name of its own
+                kept.add(w)
+                continue
+            rarest_words, names = need
+            for rarest in rarest_words.intersection(unique):
+                if any(rest <= unique for rest in names[rarest]):
+                    kept.add(w)
+                    break
+        return kept
+
+    def _joined(self, norm: Normalized, words: list[str], found: list[NameHit]) -> list[NameHit]:
         """Join runs of pieces split by separators ("oz.em.pic", "met-for-min", "o z e m p i c").
 
         What may join depends on the gap in the original text: invisible characters and emoji
@@ -234,13 +255,14 @@ class DrugIndex:
         phrases ("met for min") never join.
         """
         orig, text, identity = norm.original, norm.text, norm.identity
+        starts, ends = norm.word_starts(), norm.word_ends()
         taken = [(h.start, h.end) for h in found]  # in text order, not overlapping
         taken_starts = [a for a, _ in taken]
         n = len(words)
 
         def links(j: int) -> bool:
             """May word j and word j + 1 be pieces of one disguised name?"""
-            gap_start, gap_end = spans[j][1], spans[j + 1][0]
+            gap_start, gap_end = ends[j], starts[j + 1]
             if not 1 <= gap_end - gap_start <= 3:
                 return False
             left, right = len(words[j]), len(words[j + 1])
@@ -278,7 +300,7 @@ class DrugIndex:
         # (and after each name found in it), so a megabyte of "a.b.c.d." stays linear.
         if identity:  # skip the common gap, one plain space between words of several letters
             maybe = [j for j in range(n - 1)
-                     if not (spans[j + 1][0] - spans[j][1] == 1 and text[spans[j][1]] == " " == orig[spans[j][1]]
+                     if not (starts[j + 1] - ends[j] == 1 and text[ends[j]] == " " == orig[ends[j]]
                              and (len(words[j]) > 1 or len(words[j + 1]) > 1))]
         else:
             maybe = range(n - 1)
@@ -297,7 +319,7 @@ class DrugIndex:
                 if found_name is None:
                     break
                 first, j, key = found_name
-                s, e = spans[first][0], spans[j][1]
+                s, e = starts[first], ends[j]
                 # A joined name wins over pieces matched on their own inside it ("normin" in
                 # "Akne·normin"), but not over a name that only overlaps it.
                 k = bisect_left(taken_starts, e)
@@ -309,6 +331,25 @@ class DrugIndex:
                     out.append(NameHit(s, e, key, self.exact[key], "evasion", False))
                 pos = j + 1
         return out
+
+
+def _needs(exact: dict[str, tuple[str, ...]], common: dict[str, float]
+           ) -> dict[str, tuple[frozenset[str], dict[str, list[frozenset[str]]]]]:
+    """For each first word that is not a name of its own: the rarest other word of each longer
+    name it begins -> the other words of those names. A name can only be in a message that has
+    its rarest word, and that one set lookup rules out nearly all of them."""
+    def commonness(word: str) -> tuple[float, int]:
+        if len(word) == 1 or word.isdigit():
+            return 9.0, -len(word)  # letters and numbers are in every other message
+        return common.get(word, 0.0), -len(word)
+
+    names: dict[str, dict[str, list[frozenset[str]]]] = {}
+    for key in exact:
+        first, *rest = key.split(" ")
+        if rest and first not in exact:
+            rarest = min(rest, key=commonness)
+            names.setdefault(first, {}).setdefault(rarest, []).append(frozenset(rest))
+    return {first: (frozenset(by_rarest), by_rarest) for first, by_rarest in names.items()}
 
 
 @lru_cache(maxsize=4096)

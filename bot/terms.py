@@ -34,6 +34,7 @@ class PhraseIndex:
         self._part_lists: dict[str, set[str]] = {}  # part id -> the lists whose phrases use it
         self._gapped: list[tuple[str, tuple[str, ...]]] = []  # (list id, part ids), in order
         self._by_first: dict[str, list[int]] = {}  # first part id -> indexes into _gapped
+        self._first_parts: frozenset[str] = frozenset()  # its keys: intersecting a dict walks all of it
         self._trigger_gapped: frozenset[int] = frozenset()  # indexes of phrases of trigger lists
         self.lists: dict[str, list[str]] = {}
 
@@ -73,7 +74,7 @@ class PhraseIndex:
         if not parts_found:
             return
         found = {k: out.pop(k) for k in parts_found}
-        for first in sorted(parts_found.intersection(self._by_first)):
+        for first in sorted(parts_found.intersection(self._first_parts)):
             for index in self._by_first[first]:
                 if triggers_only and index not in self._trigger_gapped:
                     continue
@@ -115,6 +116,7 @@ class PhraseIndex:
                 return any(is_trigger(owner) for owner in self._part_lists[list_id])
             return is_trigger(list_id)
 
+        self._first_parts = frozenset(self._by_first)
         self._trigger_gapped = frozenset(i for i, (list_id, _) in enumerate(self._gapped) if is_trigger(list_id))
         merged: dict[str, tuple[int, tuple]] = {}
         for group, entries in self._entries.items():

@@ -25,6 +25,18 @@ def test_plain_ascii_keeps_positions_without_an_offset_map():
     assert n.identity and n.text == "just take 400mg" and n.span(5, 9) == (5, 9)
 
 
+def test_every_ascii_character_folds_to_exactly_one():
+    """`Normalized` skips its offset map for ASCII text without looking: this is why it may."""
+    assert [len(Normalized(chr(c)).text) for c in range(128)] == [1] * 128
+
+
+def test_words_and_their_positions():
+    n = Normalized("Don't take 2.5mg—ask   Dr. Ünal_first!")
+    assert n.words == ["don", "t", "take", "2", "5mg", "ask", "dr", "unal", "first"]
+    assert [n.text[s:e] for s, e in zip(n.word_starts(), n.word_ends())] == n.words
+    assert n.word_starts() == [0, 4, 6, 11, 13, 17, 23, 27, 32]
+
+
 def test_expansion_maps_every_folded_char_to_its_source():
     n = Normalized("Straße ok")  # ß folds to two letters
     assert n.text.startswith("strasse")
