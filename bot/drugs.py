@@ -241,7 +241,7 @@ class DrugIndex:
                 continue
             rarest_words, names = need
             for rarest in rarest_words.intersection(unique):
-                if any(rest <= unique for rest in names[rarest]):
+                if any(unique.issuperset(key.split(" ")) for key in names[rarest]):
                     kept.add(w)
                     break
         return kept
@@ -334,22 +334,26 @@ class DrugIndex:
 
 
 def _needs(exact: dict[str, tuple[str, ...]], common: dict[str, float]
-           ) -> dict[str, tuple[frozenset[str], dict[str, list[frozenset[str]]]]]:
+           ) -> dict[str, tuple[frozenset[str], dict[str, tuple[str, ...]]]]:
     """For each first word that is not a name of its own: the rarest other word of each longer
-    name it begins -> the other words of those names. A name can only be in a message that has
-    its rarest word, and that one set lookup rules out nearly all of them."""
+    name it begins -> those names. A name can only be in a message that has its rarest word, and
+    that one set lookup rules out nearly all of them. Names are the lexicon's own key strings and
+    equal words one object, so this adds little to memory and to the pickled index."""
     def commonness(word: str) -> tuple[float, int]:
         if len(word) == 1 or word.isdigit():
             return 9.0, -len(word)  # letters and numbers are in every other message
         return common.get(word, 0.0), -len(word)
 
-    names: dict[str, dict[str, list[frozenset[str]]]] = {}
+    names: dict[str, dict[str, list[str]]] = {}
+    same: dict[str, str] = {}
     for key in exact:
         first, *rest = key.split(" ")
         if rest and first not in exact:
             rarest = min(rest, key=commonness)
-            names.setdefault(first, {}).setdefault(rarest, []).append(frozenset(rest))
-    return {first: (frozenset(by_rarest), by_rarest) for first, by_rarest in names.items()}
+            by_rarest = names.setdefault(same.setdefault(first, first), {})
+            by_rarest.setdefault(same.setdefault(rarest, rarest), []).append(key)
+    return {first: (frozenset(by_rarest), {w: tuple(keys) for w, keys in by_rarest.items()})
+            for first, by_rarest in names.items()}
 
 
 @lru_cache(maxsize=4096)
