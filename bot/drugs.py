@@ -34,8 +34,19 @@ _SQUEEZE = re.compile(r"(.)\1+")
 _LETTERS = frozenset("abcdefghijklmnopqrstuvwxyz")
 MAX_JOINED = 24  # longest name looked for among joined pieces
 MAX_PIECE = 5  # longest piece of a name split by separators
-# Worth trying to join: short pieces with a non-space separator, or three spaced single letters.
-_JOINABLE = re.compile(r"[^\W_][^\w\s'’]{1,3}[^\W_]|(?:^| )[^\W_] [^\W_] ")  # not "don't", "j'ai"
+# Worth trying to join: one to three symbols between letters ("oz.em", not "don't", "j'ai"), or two
+# single letters between spaces ("o z e"). Three searches, each starting at a character class or a
+# literal space, skip ahead in C; one pattern of alternatives would try every position in turn.
+_JOINED_BY_SYMBOLS = re.compile(r"[^\w\s'’](?<=[^\W_][^\w\s'’])[^\w\s'’]{0,2}(?=[^\W_])")
+_SPACED_FIRST = re.compile(r"[^\W_] [^\W_] ")
+_SPACED = re.compile(r" [^\W_] [^\W_] ")
+
+
+def _joinable(original: str) -> bool:
+    return (_JOINED_BY_SYMBOLS.search(original) is not None or _SPACED_FIRST.match(original) is not None
+            or _SPACED.search(original) is not None)
+
+
 # Five or more letters spelled out one by one ("o z e m p i c", "0 - z - e - m"), in folded text.
 _SPELLED = re.compile(r"(?<![^\W_])(?:[^\W_][^\w']{1,3}){4}[^\W_]")
 _HAS_DIGIT = re.compile(r"\d")
@@ -177,7 +188,7 @@ class DrugIndex:
             # worth a closer look: a character folded into a space ("oz\u200bempic", "met-for-min"),
             # or a chunk between spaces that holds several words ("oz.em.pic")
             (text.count(" ") != original.count(" ") or len(words) > len(text.split()))
-            and _JOINABLE.search(original) is not None
+            and _joinable(original)
         )
         if not firsts and not rare and not joinable:
             return [], unique

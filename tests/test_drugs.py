@@ -105,3 +105,41 @@ def test_names_of_ordinary_words_and_numbers():
     index = DrugIndex(data, {"nu": 5.0, "t": 5.0, "good": 6.0, "night": 5.5})
     assert "nu 3" in index.dropped and "nu 3" not in index.exact
     assert {"t 20", "good night"} <= index.ambiguous
+
+
+def test_multi_word_names_that_begin_with_a_letter_or_an_ordinary_word():
+    """Such names are only looked for when their rarest word is in the message, so the gate must
+    never hide one that is there, whatever order its words come in elsewhere in the message."""
+    from bot.drugs import DrugIndex
+    from bot.lexicon import LexiconData
+    from bot.normalize import Normalized
+
+    data = LexiconData()
+    data.add("N-acetylcysteine", ["acetylcysteine"], "dner")
+    data.add("a disintegrin and metalloproteinase", ["adam"], "dner")
+    data.add("a a", ["noise"], "dner")  # every word common: still found where it stands
+    index = DrugIndex(data, {"n": 6.0, "a": 7.0, "and": 7.0})
+
+    def keys(text):
+        return [h.key for h in index.find(Normalized(text))[0]]
+
+    assert keys("took N-acetylcysteine 600 and a nap") == ["n acetylcysteine"]
+    assert keys("acetylcysteine and n") == []  # its words, not in order
+    assert keys("metalloproteinase: a disintegrin and metalloproteinase") == ["a disintegrin and metalloproteinase"]
+    assert keys("a a") == ["a a"] and keys("a b a") == []
+
+
+def test_the_quick_check_for_disguised_names_agrees_with_its_one_pattern_definition():
+    """`_joinable` splits one regular expression into three that Python searches faster; on any
+    text they must agree."""
+    import random
+    import re
+
+    from bot.drugs import _joinable
+
+    reference = re.compile(r"[^\W_][^\w\s'’]{1,3}[^\W_]|(?:^| )[^\W_] [^\W_] ")
+    rng = random.Random(7)
+    alphabet = "ab1 ._-'’é\u200b💊*_/x"
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
+        assert _joinable(text) == (reference.search(text) is not None), repr(text)
