@@ -22,7 +22,7 @@ import sys
 from bisect import bisect_left
 from functools import lru_cache
 import unicodedata
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from rapidfuzz.distance import OSA
 
@@ -66,8 +66,7 @@ def _deletes(word: str) -> list[str]:
     return [word[:i] + word[i + 1 :] for i in range(len(word))]
 
 
-@dataclass(frozen=True, slots=True)
-class NameHit:
+class NameHit(NamedTuple):  # a tuple: built in C, several per message
     start: int  # folded positions
     end: int
     key: str

@@ -50,7 +50,7 @@ _SERIOUS_LISTS = {
 }
 _PATIENT_LISTS = (("patient_child", Patient.CHILD), ("patient_parent", Patient.PARENT), ("patient_other", Patient.OTHER))
 CONTEXT_WINDOW = 6
-_TERM_KEYS: dict[tuple[tuple[str, ...], str], tuple[str, ...]] = {}  # (languages, list name) -> phrase list ids
+_TERM_KEYS: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {}  # languages -> list name -> phrase list ids
 _NONE: list = []  # shared, never changed: what a list not found in the message holds
 ANYWHERE = (-1, -1)
 _START = itemgetter(0)
@@ -61,7 +61,7 @@ class _Context:
     """What is known about one message while its candidate rules are evaluated."""
 
     __slots__ = ("msg", "norm", "rs", "lists", "languages", "named", "named_keys", "implied", "regex_hits",
-                 "_terms", "question", "_cache", "_word_starts")
+                 "_terms", "_term_keys", "question", "_cache", "_word_starts")
 
     def __init__(self, msg: Message, norm: Normalized, rs: RuleSet, lists, languages):
         self.msg = msg
@@ -74,6 +74,9 @@ class _Context:
         self.implied: list[tuple[int, int]] = []
         self.regex_hits: set[int] = set()
         self._terms: dict[str, list[tuple[int, int]]] = {}
+        self._term_keys = _TERM_KEYS.get(languages)
+        if self._term_keys is None:
+            self._term_keys = _TERM_KEYS[languages] = {}
         self.question = False
         self._cache: dict = {}  # sorted word indices, by what they are of
         self._word_starts: list[int] | None = None
@@ -98,9 +101,9 @@ class _Context:
     def terms(self, name: str) -> list[tuple[int, int]]:
         got = self._terms.get(name)
         if got is None:
-            keys = _TERM_KEYS.get((self.languages, name))
+            keys = self._term_keys.get(name)
             if keys is None:
-                keys = _TERM_KEYS[(self.languages, name)] = tuple(f"terms:{lang}:{name}" for lang in self.languages)
+                keys = self._term_keys[name] = tuple(f"terms:{lang}:{name}" for lang in self.languages)
             if len(keys) == 1:
                 got = self.lists.get(keys[0], _NONE)
             else:
@@ -125,9 +128,9 @@ class _Context:
                                                 self.words_at([max(e - 1, s) for s, e in spans])))
         return got
 
-    def guarded(self, span: tuple[int, int], guards) -> bool:
-        """True when a cue of a guard's lists starts within its reach: `reach` words before the
-        span when negative, after it when positive.
+    def unguarded(self, spans: list[tuple[int, int]], guards) -> list[tuple[int, int]]:
+        """The spans no guard cue stands near: a cue of a guard's lists starting within its reach,
+        `reach` words before the span when negative, after it when positive.
 
         A cue that covers the whole span guards it ("for weight loss" over "weight loss"); one that
         only runs into it is part of what the span says: the "pas" of "j'ai pas" is the first word
@@ -140,19 +143,28 @@ class _Context:
                 for names, reach in guards for name in names if self.terms(name)
             ]
         if not present:
-            return False
-        first, last = self.word(span[0]), self.word(max(span[1] - 1, span[0]))
-        for found, reach in present:
-            if reach < 0:
-                for k in range(bisect_left(found, (first + reach, -1)), len(found)):
-                    a, b = found[k]
-                    if a >= first:
-                        break
-                    if b < first or b >= last:  # before the span, or over all of it
-                        return True
-            elif _any_between(found, last + 1, last + reach):
-                return True
-        return False
+            return spans
+        kept = []
+        firsts = self.words_at(map(_START, spans))  # every span's first and last word at once
+        lasts = self.words_at([max(e - 1, s) for s, e in spans])
+        for span, first, last in zip(spans, firsts, lasts):
+            guarded = False
+            for found, reach in present:
+                if reach < 0:
+                    for k in range(bisect_left(found, (first + reach, -1)), len(found)):
+                        a, b = found[k]
+                        if a >= first:
+                            break
+                        if b < first or b >= last:  # before the span, or over all of it
+                            guarded = True
+                            break
+                else:
+                    guarded = _any_between(found, last + 1, last + reach)
+                if guarded:
+                    break
+            if not guarded:
+                kept.append(span)
+        return kept
 
 
 def _eval(m: CompiledMatch, ctx: _Context) -> list[tuple[int, int]] | None:
@@ -192,7 +204,7 @@ def _eval(m: CompiledMatch, ctx: _Context) -> list[tuple[int, int]] | None:
     else:  # near
         return _near(m, ctx)
     if m.guards and spans:
-        spans = [s for s in spans if not ctx.guarded(s, m.guards)]
+        spans = ctx.unguarded(spans, m.guards)
     return spans or None
 
 
@@ -316,12 +328,7 @@ def _present(ctx: _Context, text: str, question: bool = True) -> set[str]:
         present.add("drugs:implied")
     if ctx.question:
         present.add("question")
-    keys = ctx.rs.list_keys
-    for list_id in ctx.lists:
-        key = keys.get(list_id)
-        if key is None:  # "terms:<lang>:<name>" makes "terms:<name>" present; "phrases:…" itself
-            key = keys[list_id] = f"terms:{list_id.split(':', 2)[2]}" if list_id.startswith("terms:") else list_id
-        present.add(key)
+    present.update(map(ctx.rs.list_keys.__getitem__, ctx.lists))  # every list's key, worked out at load
     if ctx.regex_hits:
         present.update(f"regex:{i}" for i in ctx.regex_hits)
     return present

@@ -51,7 +51,7 @@ class RuleSet:
     sources: list[str]
     files: list[Path]
     allow_verdicts: dict = field(default_factory=dict)  # language -> the verdict of a clean message
-    list_keys: dict = field(default_factory=dict)  # phrase list id -> the rule key it makes present
+    list_keys: dict = field(default_factory=dict)  # phrase list id -> the rule key it makes present (filled below)
 
     def __post_init__(self) -> None:
         # Language guess: wordfreq's frequent words of each language, plus the term files' own
@@ -88,6 +88,8 @@ class RuleSet:
                 for key in r.triggers:
                     self._by_key.setdefault(key, []).append(i)
         self._trigger_keys = frozenset(self._by_key)
+        for list_id in self.phrases.lists:
+            self.list_keys[list_id] = list_key(list_id)
 
     def candidates(self, present: set[str]) -> list[CompiledRule]:
         """Rules that one of the present keys can trigger, in priority order."""
@@ -102,6 +104,12 @@ class RuleSet:
             if r.rule.id == rule_id:
                 return r
         raise KeyError(rule_id)
+
+
+def list_key(list_id: str) -> str:
+    """The rule key a phrase list makes present: "terms:<lang>:<name>" makes "terms:<name>";
+    an inline list "phrases:…" itself."""
+    return f"terms:{list_id.split(':', 2)[2]}" if list_id.startswith("terms:") else list_id
 
 
 def _pack_files(root: Path, name: str, seen: set[Path], out: list[tuple[Path, Pack, object]]) -> None:
