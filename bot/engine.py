@@ -348,7 +348,7 @@ def screen(msg: Message, rs: RuleSet) -> Verdict:
     # A named medicine or a parent message makes some rule a candidate almost always: find every
     # phrase at once. Other messages first look for trigger phrases only, and most stop there.
     full = bool(name_hits) or threaded
-    lists = rs.phrases.find(text, groups, triggers_only=not full)
+    lists = rs.phrases.find(norm, groups, triggers_only=not full)
     if not full and not lists and rs.simple_gate:
         # Nothing that can make a rule a candidate (no name, no trigger phrase, no parent
         # message): unless a trigger regex matches, this is a clean message.
@@ -394,7 +394,7 @@ def screen(msg: Message, rs: RuleSet) -> Verdict:
     elif candidates:
         # Some rule may fire: now find every phrase, not only those that make rules candidates,
         # and keep the rules whose every necessary key is present.
-        ctx.lists = rs.phrases.find(text, groups)
+        ctx.lists = rs.phrases.find(norm, groups)
         ctx.reset_terms()
         if rs.regex_set is not None and not regexes_done:
             ctx.regex_hits = set(rs.regex_set.Match(text) or ())

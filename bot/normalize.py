@@ -104,13 +104,13 @@ def fold(text: str) -> str:
 class Normalized:
     """A message's folded text, and the way back from a folded span to the original one."""
 
-    __slots__ = ("original", "text", "_norm_pos", "_orig_pos", "words", "vocabulary", "_spaced", "_starts", "_ends")
+    __slots__ = ("original", "text", "_norm_pos", "_orig_pos", "words", "vocabulary", "spaced", "_starts", "_ends")
 
     def __init__(self, original: str) -> None:
         self.original = original
         self.text = original.translate(_TABLE)
-        self._spaced = self.text.translate(_WORD_TABLE)  # the folded text with every non-word character a space
-        self.words: list[str] = self._spaced.split()  # the folded words, in order
+        self.spaced = self.text.translate(_WORD_TABLE)  # the folded text with every non-word character a space
+        self.words: list[str] = self.spaced.split()  # the folded words, in order
         self.vocabulary: set[str] = set(self.words)  # for set operations in C against word lists
         self._starts: list[int] | None = None
         self._ends: list[int] | None = None
@@ -153,7 +153,7 @@ class Normalized:
         if self._starts is None:
             # Split on single spaces, each piece (a word, or "" between two spaces) starts one past
             # the end of the one before it; keep the starts of the words. All of it runs in C.
-            pieces = self._spaced.split(" ")
+            pieces = self.spaced.split(" ")
             self._starts = list(compress(accumulate(chain((0,), map(_NEXT, map(len, pieces)))), pieces))
         return self._starts
 

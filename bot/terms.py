@@ -8,6 +8,14 @@ word boundaries; a trailing `*` lets the last word run on ("hospital*" matches "
 
 There is one automaton per language (and one for inline rule phrases), so a message whose
 language is known is scanned only for its own language's phrases.
+
+Word boundaries cost nothing per hit: the automata run over the message with every character that
+is not a letter or digit turned into a space (`Normalized.spaced`, padded with a space at each
+end), and every phrase is stored as " phrase " (" phrase" for a `*` phrase). A match can then only
+begin at the start of a word and end at the end of one: "i" is never found inside "ill", and no hit
+needs its neighbours checked. A phrase with spaces or punctuation inside ("side effects", "j'ai")
+also matches other separators in the spaced text ("side.effects"), so its hits are checked against
+the folded text itself, a comparison in C.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import ahocorasick
 
 MAX_GAP = 3  # words allowed between the parts of a "doet ... niks meer" phrase
 
-from .normalize import fold
+from .normalize import Normalized, fold
 
 
 class PhraseIndex:
@@ -108,7 +116,7 @@ class PhraseIndex:
             if group:
                 for key, owners in common.items():
                     combined.setdefault(key, []).extend(owners)
-            automaton = _automaton({k: _value(k, o) for k, o in combined.items()})
+            automaton = _automaton(_bounded({k: (_lists(o), _lists(o, prefixed=True)) for k, o in combined.items()}))
             if automaton is not None:
                 self._automata[group] = automaton
         def trigger(list_id: str) -> bool:
@@ -118,23 +126,30 @@ class PhraseIndex:
 
         self._first_parts = frozenset(self._by_first)
         self._trigger_gapped = frozenset(i for i, (list_id, _) in enumerate(self._gapped) if is_trigger(list_id))
-        merged: dict[str, tuple[int, tuple]] = {}
+        merged: dict[str, tuple[list, list]] = {}
         for group, entries in self._entries.items():
             for key, owners in entries.items():
-                kept = tuple((group, list_id, prefix) for list_id, prefix in owners if trigger(list_id))
-                if kept:
-                    merged[key] = (len(key), merged.get(key, (0, ()))[1] + kept)
-        self._trigger_automaton = _automaton(merged)
+                whole, prefixed = merged.setdefault(key, ([], []))
+                for list_id, prefix in owners:
+                    if trigger(list_id):
+                        whole.append((group, list_id))
+                        if prefix:
+                            prefixed.append((group, list_id))
+        self._trigger_automaton = _automaton(_bounded({k: (tuple(w), tuple(p)) for k, (w, p) in merged.items() if w}))
 
-    def find(self, text: str, groups: tuple[str, ...], triggers_only: bool = False) -> dict[str, list[tuple[int, int]]]:
-        """Return list id -> folded spans of the groups' phrases found in `text` on word boundaries.
+    def find(self, norm: Normalized, groups: tuple[str, ...], triggers_only: bool = False
+             ) -> dict[str, list[tuple[int, int]]]:
+        """Return list id -> folded spans of the groups' phrases found in the message on word
+        boundaries.
 
         `groups` are languages and "" (lists of every language), which comes with each language.
         """
+        text = norm.text
+        padded = f" {norm.spaced} "
         out: dict[str, list[tuple[int, int]]] = {}
         if triggers_only:
             if self._trigger_automaton is not None:
-                self._scan_triggers(self._trigger_automaton, text, out, set(groups))
+                self._scan_triggers(self._trigger_automaton, text, padded, out, set(groups))
         else:
             languages = [g for g in groups if g]
             for group in languages or [""]:
@@ -142,7 +157,7 @@ class PhraseIndex:
                 if automaton is None and group:
                     automaton = self._automata.get("")  # a language with lists of every language only
                 if automaton is not None:
-                    self._scan(automaton, text, out)
+                    self._scan(automaton, text, padded, out)
             if len(languages) > 1:  # the lists of every language were found once per language
                 for list_id in self._common_ids.intersection(out):
                     out[list_id] = sorted(set(out[list_id]))
@@ -151,56 +166,65 @@ class PhraseIndex:
         return out
 
     @staticmethod
-    def _scan(automaton: ahocorasick.Automaton, text: str, out: dict[str, list[tuple[int, int]]]) -> None:
-        n = len(text)
+    def _scan(automaton: ahocorasick.Automaton, text: str, padded: str, out: dict[str, list[tuple[int, int]]]) -> None:
         get = out.get
-        for end, (length, owners, prefixed) in automaton.iter(text):
-            start = end - length + 1
-            if start > 0 and text[start - 1].isalnum():
-                continue
-            after = end + 1
-            if after >= n or not text[after].isalnum():
-                span, lists = (start, after), owners
-            elif prefixed:  # the word runs on: only the phrases ending in `*` match it
-                stop = after
-                while stop < n and text[stop].isalnum():
-                    stop += 1
-                span, lists = (start, stop), prefixed
+        for end, (back, run_on, variants) in automaton.iter(padded):
+            start = end - back  # `end` is the last character of the match in `padded`
+            if run_on:  # a `*` phrase: only a longer word is its own; the whole word matched " phrase "
+                if padded[end + 1] == " ":
+                    continue
+                span = (start, padded.find(" ", end + 1) - 1)
             else:
-                continue
-            for list_id in lists:
-                spans = get(list_id)
-                if spans is None:
-                    out[list_id] = [span]
-                else:
-                    spans.append(span)
+                span = (start, end - 1)
+            for key, lists in variants:
+                if key is not None and not text.startswith(key, start):
+                    continue  # "side.effects" is not "side effects"
+                for list_id in lists:
+                    spans = get(list_id)
+                    if spans is None:
+                        out[list_id] = [span]
+                    else:
+                        spans.append(span)
 
     @staticmethod
-    def _scan_triggers(automaton: ahocorasick.Automaton, text: str, out: dict[str, list[tuple[int, int]]],
-                       groups: set[str]) -> None:
-        n = len(text)
-        for end, (length, owners) in automaton.iter(text):
-            start = end - length + 1
-            if start > 0 and text[start - 1].isalnum():
-                continue
-            after = end + 1
-            whole = after >= n or not text[after].isalnum()
-            for group, list_id, prefix in owners:
-                if group not in groups:
+    def _scan_triggers(automaton: ahocorasick.Automaton, text: str, padded: str,
+                       out: dict[str, list[tuple[int, int]]], groups: set[str]) -> None:
+        for end, (back, run_on, variants) in automaton.iter(padded):
+            start = end - back
+            if run_on:
+                if padded[end + 1] == " ":
                     continue
-                if whole:
-                    out.setdefault(list_id, []).append((start, after))
-                elif prefix:
-                    stop = after
-                    while stop < n and text[stop].isalnum():
-                        stop += 1
-                    out.setdefault(list_id, []).append((start, stop))
+                span = (start, padded.find(" ", end + 1) - 1)
+            else:
+                span = (start, end - 1)
+            for key, owners in variants:
+                if key is not None and not text.startswith(key, start):
+                    continue
+                for group, list_id in owners:
+                    if group in groups:
+                        out.setdefault(list_id, []).append(span)
 
 
-def _value(key: str, owners: list[tuple[str, bool]]) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
-    """An automaton value: the key's length, the lists a whole-word match belongs to, and those
-    a longer word belongs to (the phrase ends in `*`)."""
-    return len(key), tuple(dict.fromkeys(l for l, _ in owners)), tuple(dict.fromkeys(l for l, p in owners if p))
+def _lists(owners: list[tuple[str, bool]], prefixed: bool = False) -> tuple[str, ...]:
+    """The lists a whole-word match of a phrase belongs to, or (`prefixed`) those a longer word
+    belongs to (the phrase ends in `*`)."""
+    return tuple(dict.fromkeys(l for l, p in owners if p or not prefixed))
+
+
+def _bounded(phrases: dict[str, tuple[tuple, tuple]]) -> dict[str, tuple[int, bool, tuple]]:
+    """Automaton keys with their word boundaries: " phrase " for whole words, " phrase" for the
+    run-on of a `*` phrase. Each value: how far back from the match's last character the phrase
+    starts in the message, whether it runs on, and (phrase to check or None, owners) for every
+    phrase that looks the same once punctuation is a space."""
+    keys: dict[str, tuple[int, bool, tuple]] = {}
+    for phrase, (whole, prefixed) in phrases.items():
+        spaced = "".join(c if c.isalnum() else " " for c in phrase)
+        check = None if spaced == phrase and " " not in phrase else phrase
+        for key, run_on, owners in ((f" {spaced} ", False, whole), (f" {spaced}", True, prefixed)):
+            if owners:
+                back, _, variants = keys.get(key, (len(phrase) + (0 if run_on else 1), run_on, ()))
+                keys[key] = (back, run_on, (*variants, (check, owners)))
+    return keys
 
 
 def _automaton(words: dict[str, tuple]) -> ahocorasick.Automaton | None:

@@ -123,3 +123,28 @@ def test_adversarial_long_messages_give_a_correct_result(rules, piece, drugs):
 
 def test_a_single_giant_word_is_not_looked_up(rules):
     assert screen(Message(text="x" * 1_000_000), rules).drugs == ()
+
+
+def test_phrases_match_on_word_boundaries_only():
+    """Phrases are found in the spaced text (every non-letter a space) and checked against the
+    folded text where punctuation or spaces are part of them; this is the contract either way."""
+    from bot.normalize import Normalized
+    from bot.terms import PhraseIndex
+
+    index = PhraseIndex()
+    index.add("terms:en:x", ["i", "side effects", "hospital*", "après l'*", "j'ai", "any advice?"], "en")
+    index.compile(lambda list_id: True)
+
+    def found(text, triggers_only=False):
+        norm = Normalized(text)
+        return sorted(norm.text[a:b] for spans in index.find(norm, ("en", ""), triggers_only).values() for a, b in spans)
+
+    for triggers_only in (False, True):
+        assert found("ill, still, Iris", triggers_only) == []
+        assert found("I think i", triggers_only) == ["i", "i"]
+        assert found("side effects, side-effects", triggers_only) == ["side effects", "side effects"]
+        assert found("side.effects, side  effects", triggers_only) == []
+        assert found("hospital, hospitalised, in-hospital", triggers_only) == ["hospital", "hospital", "hospitalised"]
+        assert found("après l'Augmentin", triggers_only) == ["apres l'augmentin"]
+        assert found("j'ai, j ai, j.ai, jj'ai", triggers_only) == ["j'ai"]
+        assert found("any advice? any advice", triggers_only) == ["any advice?"]
