@@ -70,7 +70,13 @@ class RuleSet:
         for w, langs in self.function_word_langs.items():
             for lang in langs:
                 by_lang.setdefault(lang, set()).add(w)
-        self.language_sets = {lang: frozenset(ws) for lang, ws in sorted(by_lang.items())}
+        # Each word's languages as a string of one-letter codes: a message's words become one
+        # string by a single lookup each, and each language's count is a `str.count`, all in C.
+        self.language_codes = [(lang, chr(ord("A") + i)) for i, lang in enumerate(sorted(by_lang))]
+        self.language_marks: dict[str, str] = {}
+        for lang, code in self.language_codes:
+            for w in by_lang[lang]:
+                self.language_marks[w] = self.language_marks.get(w, "") + code
         self.question_triggers = any("question" in r.triggers for r in self.rules if r.triggers) or any(
             r.triggers is None for r in self.rules
         )
