@@ -93,6 +93,11 @@ class _WordTable(dict):
 
 
 _WORD_TABLE = _WordTable()
+
+
+def spaced(text: str) -> str:
+    """`text` with every character that is not a letter or digit a space (same length)."""
+    return text.translate(_WORD_TABLE)
 _NEXT = (1).__add__
 
 
@@ -109,7 +114,7 @@ class Normalized:
     def __init__(self, original: str) -> None:
         self.original = original
         self.text = original.translate(_TABLE)
-        self.spaced = self.text.translate(_WORD_TABLE)  # the folded text with every non-word character a space
+        self.spaced = spaced(self.text)  # the folded text with every non-word character a space
         self.words: list[str] = self.spaced.split()  # the folded words, in order
         self.vocabulary: set[str] = set(self.words)  # for set operations in C against word lists
         self._starts: list[int] | None = None

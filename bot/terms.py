@@ -20,13 +20,14 @@ the folded text itself, a comparison in C.
 
 from __future__ import annotations
 
+import functools
 from bisect import bisect_left
 
 import ahocorasick
 
 MAX_GAP = 3  # words allowed between the parts of a "doet ... niks meer" phrase
 
-from .normalize import Normalized, fold
+from .normalize import Normalized, fold, spaced
 
 
 class PhraseIndex:
@@ -119,6 +120,7 @@ class PhraseIndex:
             automaton = _automaton(_bounded({k: (_lists(o), _lists(o, prefixed=True)) for k, o in combined.items()}))
             if automaton is not None:
                 self._automata[group] = automaton
+        @functools.cache
         def trigger(list_id: str) -> bool:
             if list_id in self._part_lists:  # a part of `...` phrases: a trigger if one of them is
                 return any(is_trigger(owner) for owner in self._part_lists[list_id])
@@ -126,16 +128,15 @@ class PhraseIndex:
 
         self._first_parts = frozenset(self._by_first)
         self._trigger_gapped = frozenset(i for i, (list_id, _) in enumerate(self._gapped) if is_trigger(list_id))
-        merged: dict[str, tuple[list, list]] = {}
+        merged: dict[str, tuple[tuple, tuple]] = {}
         for group, entries in self._entries.items():
             for key, owners in entries.items():
-                whole, prefixed = merged.setdefault(key, ([], []))
-                for list_id, prefix in owners:
-                    if trigger(list_id):
-                        whole.append((group, list_id))
-                        if prefix:
-                            prefixed.append((group, list_id))
-        self._trigger_automaton = _automaton(_bounded({k: (tuple(w), tuple(p)) for k, (w, p) in merged.items() if w}))
+                kept = [(list_id, prefix) for list_id, prefix in owners if trigger(list_id)]
+                if kept:
+                    whole, prefixed = merged.get(key, ((), ()))
+                    merged[key] = (whole + tuple((group, l) for l, _ in kept),
+                                   prefixed + tuple((group, l) for l, p in kept if p))
+        self._trigger_automaton = _automaton(_bounded(merged))
 
     def find(self, norm: Normalized, groups: tuple[str, ...], triggers_only: bool = False
              ) -> dict[str, list[tuple[int, int]]]:
@@ -208,6 +209,9 @@ class PhraseIndex:
 def _lists(owners: list[tuple[str, bool]], prefixed: bool = False) -> tuple[str, ...]:
     """The lists a whole-word match of a phrase belongs to, or (`prefixed`) those a longer word
     belongs to (the phrase ends in `*`)."""
+    if len(owners) == 1:  # most phrases belong to one list
+        list_id, prefix = owners[0]
+        return (list_id,) if prefix or not prefixed else ()
     return tuple(dict.fromkeys(l for l, p in owners if p or not prefixed))
 
 
@@ -218,9 +222,9 @@ def _bounded(phrases: dict[str, tuple[tuple, tuple]]) -> dict[str, tuple[int, bo
     phrase that looks the same once punctuation is a space."""
     keys: dict[str, tuple[int, bool, tuple]] = {}
     for phrase, (whole, prefixed) in phrases.items():
-        spaced = "".join(c if c.isalnum() else " " for c in phrase)
-        check = None if spaced == phrase and " " not in phrase else phrase
-        for key, run_on, owners in ((f" {spaced} ", False, whole), (f" {spaced}", True, prefixed)):
+        bare = spaced(phrase)
+        check = None if bare == phrase and " " not in phrase else phrase
+        for key, run_on, owners in ((f" {bare} ", False, whole), (f" {bare}", True, prefixed)):
             if owners:
                 back, _, variants = keys.get(key, (len(phrase) + (0 if run_on else 1), run_on, ()))
                 keys[key] = (back, run_on, (*variants, (check, owners)))
