@@ -13,6 +13,9 @@ Speed is the design constraint (the engine screens tens of thousands of messages
    no offset map is built at all.
 3. Only otherwise is the text walked once to record break points (folded position, original
    position); a lookup is then a bisect.
+4. The words are found here once for every matcher: a second table turns every character that
+   is not a letter or digit into a space (`spaced`, same length, so positions still hold) and
+   `str.split` gives the words; their positions are worked out only when something needs them.
 """
 
 from __future__ import annotations
@@ -98,6 +101,8 @@ _WORD_TABLE = _WordTable()
 def spaced(text: str) -> str:
     """`text` with every character that is not a letter or digit a space (same length)."""
     return text.translate(_WORD_TABLE)
+
+
 _NEXT = (1).__add__
 
 
