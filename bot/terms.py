@@ -150,7 +150,7 @@ class PhraseIndex:
         out: dict[str, list[tuple[int, int]]] = {}
         if triggers_only:
             if self._trigger_automaton is not None:
-                self._scan_triggers(self._trigger_automaton, text, padded, out, set(groups))
+                self._scan(self._trigger_automaton, text, padded, out, set(groups))
         else:
             languages = [g for g in groups if g]
             for group in languages or [""]:
@@ -167,7 +167,10 @@ class PhraseIndex:
         return out
 
     @staticmethod
-    def _scan(automaton: ahocorasick.Automaton, text: str, padded: str, out: dict[str, list[tuple[int, int]]]) -> None:
+    def _scan(automaton: ahocorasick.Automaton, text: str, padded: str, out: dict[str, list[tuple[int, int]]],
+              groups: set[str] | None = None) -> None:
+        """Add the automaton's matches in `padded` to `out`; with `groups` (the trigger automaton,
+        whose owners are (group, list id)) only the lists of those groups."""
         get = out.get
         for end, (back, run_on, variants) in automaton.iter(padded):
             start = end - back  # `end` is the last character of the match in `padded`
@@ -180,30 +183,14 @@ class PhraseIndex:
             for key, lists in variants:
                 if key is not None and not text.startswith(key, start):
                     continue  # "side.effects" is not "side effects"
+                if groups is not None:
+                    lists = [list_id for group, list_id in lists if group in groups]
                 for list_id in lists:
                     spans = get(list_id)
                     if spans is None:
                         out[list_id] = [span]
                     else:
                         spans.append(span)
-
-    @staticmethod
-    def _scan_triggers(automaton: ahocorasick.Automaton, text: str, padded: str,
-                       out: dict[str, list[tuple[int, int]]], groups: set[str]) -> None:
-        for end, (back, run_on, variants) in automaton.iter(padded):
-            start = end - back
-            if run_on:
-                if padded[end + 1] == " ":
-                    continue
-                span = (start, padded.find(" ", end + 1) - 1)
-            else:
-                span = (start, end - 1)
-            for key, owners in variants:
-                if key is not None and not text.startswith(key, start):
-                    continue
-                for group, list_id in owners:
-                    if group in groups:
-                        out.setdefault(list_id, []).append(span)
 
 
 def _lists(owners: list[tuple[str, bool]], prefixed: bool = False) -> tuple[str, ...]:
