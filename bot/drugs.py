@@ -66,7 +66,7 @@ def _deletes(word: str) -> list[str]:
     return [word[:i] + word[i + 1 :] for i in range(len(word))]
 
 
-class NameHit(NamedTuple):  # a tuple: built in C, several per message
+class NameHit(NamedTuple):  # cheaper to build than a frozen dataclass; several per message
     start: int  # folded positions
     end: int
     key: str
@@ -348,7 +348,7 @@ def _needs(exact: dict[str, tuple[str, ...]], common: dict[str, float]
     """For each first word that is not a name of its own: the rarest other word of each longer
     name it begins -> those names. A name can only be in a message that has its rarest word, and
     that one set lookup rules out nearly all of them. Names are the lexicon's own key strings and
-    equal words one object, so this adds little to memory and to the pickled index."""
+    equal words share one object, so this adds little to memory and to the pickled index."""
     def commonness(word: str) -> tuple[float, int]:
         if len(word) == 1 or word.isdigit():
             return 9.0, -len(word)  # letters and numbers are in every other message
