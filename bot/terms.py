@@ -120,6 +120,7 @@ class PhraseIndex:
             automaton = _automaton(_bounded({k: (_lists(o), _lists(o, prefixed=True)) for k, o in combined.items()}))
             if automaton is not None:
                 self._automata[group] = automaton
+
         @functools.cache
         def trigger(list_id: str) -> bool:
             if list_id in self._part_lists:  # a part of `...` phrases: a trigger if one of them is
